@@ -1,0 +1,103 @@
+"""opsreg's actors: the operation-lifecycle registry, in process.
+
+The public API on one screen::
+
+    from actors import OpsRegistry, OperationId, OperationKind, OperationSpec, OperationResult
+    with OpsRegistry.start(max_completed=256) as reg:
+        op = OperationId.new()
+        reg.register_operation(OperationSpec(id=op, kind=OperationKind.BACKGROUND_TOOL_OP,
+                                             owner_session_id="s1", display_name="x",
+                                             source_label="demo"))
+        reg.provisioning_succeeded(op)
+        done = reg.register_watcher(op)           # an OpsFuture (pykka future, awaitable)
+        reg.complete_operation(op, OperationResult(id=op, content="ok"))
+        done.get(timeout=5)                       # Completed(result=...)
+"""
+
+import logging
+
+from actors.errors import (
+    AlreadyPeerReady,
+    AlreadyRegistered,
+    DuplicateWaitOperation,
+    Internal,
+    InvalidArgument,
+    InvalidTransition,
+    MaxConcurrentExceeded,
+    NotFound,
+    OpsLifecycleError,
+    PeerNotExpected,
+    WaitAlreadyActive,
+    WaitCancelled,
+)
+from actors.futures import OpsFuture
+from actors.lifecycle import DEFAULT_MAX_COMPLETED, Lifecycle
+from actors.model import (
+    Aborted,
+    Cancelled,
+    CompletionBatch,
+    CompletionEntry,
+    Completed,
+    DiagnosticSnapshot,
+    Failed,
+    OperationId,
+    OperationKind,
+    OperationLifecycleSnapshot,
+    OperationPeerHandle,
+    OperationProgressUpdate,
+    OperationResult,
+    OperationSpec,
+    OperationStatus,
+    OperationTerminalOutcome,
+    PersistedOpsSnapshot,
+    Retired,
+    Terminated,
+    WaitAllResult,
+    WaitAllSatisfied,
+)
+from actors.persistence import FaultPlan, MemoryStore
+from actors.registry import OpsRegistry
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+__all__ = [
+    "DEFAULT_MAX_COMPLETED",
+    "Aborted",
+    "AlreadyPeerReady",
+    "AlreadyRegistered",
+    "Cancelled",
+    "CompletionBatch",
+    "CompletionEntry",
+    "Completed",
+    "DiagnosticSnapshot",
+    "DuplicateWaitOperation",
+    "Failed",
+    "FaultPlan",
+    "Internal",
+    "InvalidArgument",
+    "InvalidTransition",
+    "Lifecycle",
+    "MaxConcurrentExceeded",
+    "MemoryStore",
+    "NotFound",
+    "OperationId",
+    "OperationKind",
+    "OperationLifecycleSnapshot",
+    "OperationPeerHandle",
+    "OperationProgressUpdate",
+    "OperationResult",
+    "OperationSpec",
+    "OperationStatus",
+    "OperationTerminalOutcome",
+    "OpsFuture",
+    "OpsLifecycleError",
+    "OpsRegistry",
+    "PeerNotExpected",
+    "PersistedOpsSnapshot",
+    "Retired",
+    "Terminated",
+    "WaitAllResult",
+    "WaitAllSatisfied",
+    "WaitAlreadyActive",
+    "WaitCancelled",
+]

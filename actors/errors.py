@@ -1,0 +1,160 @@
+"""The ``OpsLifecycleError`` family: one class per reason a call is refused.
+
+Every message is fixed by SPEC §3 and reaches a caller in another process
+unchanged (the transport codec rebuilds the same class from its name and
+fields). Each error is a value: two errors of the same class with the same
+fields compare equal.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "AlreadyPeerReady",
+    "AlreadyRegistered",
+    "DuplicateWaitOperation",
+    "Internal",
+    "InvalidArgument",
+    "InvalidTransition",
+    "MaxConcurrentExceeded",
+    "NotFound",
+    "OpsLifecycleError",
+    "PeerNotExpected",
+    "WaitAlreadyActive",
+    "WaitCancelled",
+]
+
+
+class OpsLifecycleError(Exception):
+    """Base class of every refusal the registry gives.
+
+    >>> from actors import NotFound, OperationId
+    >>> op = OperationId("01890a5d-ac96-774b-bcce-b302099a8057")
+    >>> str(NotFound(op))
+    'operation not found: 01890a5d-ac96-774b-bcce-b302099a8057'
+    """
+
+    #: Names of the constructor arguments, in order; used by ``fields`` and the codec.
+    field_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *args: Any) -> None:
+        if len(args) != len(self.field_names):
+            raise TypeError(
+                f"{type(self).__name__} takes {len(self.field_names)} argument(s), got {len(args)}"
+            )
+        for name, value in zip(self.field_names, args, strict=True):
+            setattr(self, name, value)
+        super().__init__(*args)
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.field_names}
+
+    def message(self) -> str:
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        return self.message()
+
+    def __repr__(self) -> str:
+        inner = ", ".join(repr(getattr(self, n)) for n in self.field_names)
+        return f"{type(self).__name__}({inner})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.args == other.args  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.args))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), self.args)
+
+
+class AlreadyRegistered(OpsLifecycleError):
+    field_names = ("id",)
+
+    def message(self) -> str:
+        return f"operation already registered: {self.id}"
+
+
+class NotFound(OpsLifecycleError):
+    field_names = ("id",)
+
+    def message(self) -> str:
+        return f"operation not found: {self.id}"
+
+
+class InvalidTransition(OpsLifecycleError):
+    """A method called on an operation whose status does not allow it (SPEC §3)."""
+
+    field_names = ("id", "status", "action")
+
+    def message(self) -> str:
+        status = str(getattr(self.status, "value", self.status))
+        return f"invalid lifecycle transition for {self.id}: {status.capitalize()} -> {self.action}"
+
+
+class PeerNotExpected(OpsLifecycleError):
+    field_names = ("id",)
+
+    def message(self) -> str:
+        return f"operation does not expect a peer handoff: {self.id}"
+
+
+class AlreadyPeerReady(OpsLifecycleError):
+    field_names = ("id",)
+
+    def message(self) -> str:
+        return f"operation is already peer-ready: {self.id}"
+
+
+class MaxConcurrentExceeded(OpsLifecycleError):
+    field_names = ("limit", "active")
+
+    def message(self) -> str:
+        return f"max concurrent operations exceeded (limit: {self.limit}, active: {self.active})"
+
+
+class WaitAlreadyActive(OpsLifecycleError):
+    field_names = ()
+
+    def message(self) -> str:
+        return "wait_all already active"
+
+
+class DuplicateWaitOperation(OpsLifecycleError):
+    field_names = ("id",)
+
+    def message(self) -> str:
+        return f"wait_all contains duplicate operation id: {self.id}"
+
+
+class Internal(OpsLifecycleError):
+    """Something failed inside the registry (a store commit, a stopped actor).
+
+    The call may be retried; the registry's state is as before the call.
+    """
+
+    field_names = ("detail",)
+
+    def message(self) -> str:
+        return f"internal lifecycle registry error: {self.detail}"
+
+
+class WaitCancelled(OpsLifecycleError):
+    """The pending ``wait_all`` was cancelled (Beyond the seed)."""
+
+    field_names = ("wait_request_id",)
+
+    def message(self) -> str:
+        return f"wait_all cancelled: {self.wait_request_id}"
+
+
+class InvalidArgument(OpsLifecycleError, ValueError):
+    """A value of the wrong type or out of range; nothing was changed (Beyond the seed)."""
+
+    field_names = ("detail",)
+
+    def message(self) -> str:
+        return f"invalid argument: {self.detail}"

@@ -1,0 +1,443 @@
+"""Immutable value types of SPEC §2.
+
+Every value here is a frozen ``msgspec.Struct`` (or a ``str`` subclass for
+identifiers): hashable, comparable by value, and encodable to msgpack and JSON
+by :func:`encode` / :func:`decode`, which round-trip exactly. Constructors
+validate their input and raise :class:`~actors.errors.InvalidArgument`, so a
+bad value is refused where it is made (and where it is decoded, since msgspec
+runs ``__post_init__`` on decode too).
+
+This module owns no behaviour beyond values: no threads, no clocks.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import unicodedata
+import uuid
+from typing import Any, ClassVar, TypeVar
+
+import msgspec
+import uuid_utils
+
+from actors.errors import InvalidArgument
+
+__all__ = [
+    "Aborted",
+    "Cancelled",
+    "CompletionBatch",
+    "CompletionEntry",
+    "Completed",
+    "DiagnosticSnapshot",
+    "Failed",
+    "OperationCanonicalState",
+    "OperationId",
+    "OperationKind",
+    "OperationLifecycleSnapshot",
+    "OperationPeerHandle",
+    "OperationProgressUpdate",
+    "OperationResult",
+    "OperationSpec",
+    "OperationStatus",
+    "OperationTerminalOutcome",
+    "PersistedOpsSnapshot",
+    "RegistryCanonicalState",
+    "Retired",
+    "Terminated",
+    "WaitAllResult",
+    "WaitAllSatisfied",
+    "decode",
+    "encode",
+    "new_wait_request_id",
+]
+
+_force = msgspec.structs.force_setattr
+
+
+class OperationId(str):
+    """A time-ordered UUIDv7, shown as the lowercase hyphenated string.
+
+    >>> op = OperationId.new()
+    >>> OperationId(str(op)) == op
+    True
+    >>> OperationId("not-a-uuid")
+    Traceback (most recent call last):
+    ...
+    actors.errors.InvalidArgument: invalid argument: operation id is not a UUID: 'not-a-uuid'
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, value: object) -> OperationId:
+        if type(value) is cls:
+            return value  # type: ignore[return-value]
+        if isinstance(value, uuid.UUID):
+            return str.__new__(cls, str(value))
+        if not isinstance(value, str):
+            raise InvalidArgument(f"operation id must be a string, got {type(value).__name__}")
+        try:
+            text = str(uuid.UUID(value))
+        except ValueError:
+            raise InvalidArgument(f"operation id is not a UUID: {value[:64]!r}") from None
+        return str.__new__(cls, text)
+
+    @classmethod
+    def new(cls) -> OperationId:
+        """A fresh UUIDv7 (time-ordered: later ids sort after earlier ones)."""
+        return str.__new__(cls, str(uuid_utils.uuid7()))
+
+    def __repr__(self) -> str:
+        return f"OperationId({str.__repr__(self)})"
+
+
+def new_wait_request_id() -> str:
+    """A fresh identifier for one ``wait_all`` request."""
+    return str(uuid_utils.uuid7())
+
+
+class OperationKind(enum.StrEnum):
+    MOB_MEMBER_CHILD = "mob_member_child"
+    BACKGROUND_TOOL_OP = "background_tool_op"
+    BACKGROUND_TOOL_CAPACITY_SLOT = "background_tool_capacity_slot"
+    DETACHED_JOB_WAIT = "detached_job_wait"
+
+
+class OperationStatus(enum.StrEnum):
+    PROVISIONING = "provisioning"
+    RUNNING = "running"
+    RETIRING = "retiring"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    ABORTED = "aborted"
+    CANCELLED = "cancelled"
+    RETIRED = "retired"
+    TERMINATED = "terminated"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self not in _NON_TERMINAL
+
+
+_NON_TERMINAL = frozenset(
+    {OperationStatus.PROVISIONING, OperationStatus.RUNNING, OperationStatus.RETIRING}
+)
+
+E = TypeVar("E", bound=enum.Enum)
+
+
+def _enum(enum_type: type[E], value: object, what: str) -> E:
+    if isinstance(value, enum_type):
+        return value
+    try:
+        return enum_type(value)
+    except ValueError:
+        allowed = ", ".join(str(m.value) for m in enum_type)
+        raise InvalidArgument(f"{what} must be one of {allowed}; got {value!r}") from None
+
+
+def _text(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{what} must be a string, got {type(value).__name__}")
+    return value
+
+
+def _opt_text(value: object, what: str) -> str | None:
+    return None if value is None else _text(value, what)
+
+
+def _count(value: object, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidArgument(f"{what} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def _has_control(text: str) -> bool:
+    return any(unicodedata.category(ch) == "Cc" for ch in text)
+
+
+class OperationSpec(msgspec.Struct, frozen=True):
+    """What a caller registers.
+
+    >>> spec = OperationSpec(id=OperationId.new(), kind=OperationKind.BACKGROUND_TOOL_OP,
+    ...                      owner_session_id="s1", display_name="x", source_label="test")
+    >>> spec.kind.value
+    'background_tool_op'
+    """
+
+    id: OperationId
+    kind: OperationKind
+    owner_session_id: str
+    display_name: str
+    source_label: str
+    child_session_id: str | None = None
+    expect_peer_channel: bool = False
+
+    def __post_init__(self) -> None:
+        _force(self, "id", OperationId(self.id))
+        _force(self, "kind", _enum(OperationKind, self.kind, "kind"))
+        _text(self.owner_session_id, "owner_session_id")
+        _text(self.display_name, "display_name")
+        _text(self.source_label, "source_label")
+        _opt_text(self.child_session_id, "child_session_id")
+        if not isinstance(self.expect_peer_channel, bool):
+            raise InvalidArgument("expect_peer_channel must be a bool")
+
+
+class OperationResult(msgspec.Struct, frozen=True):
+    id: OperationId
+    content: str
+    is_error: bool = False
+    duration_ms: int = 0
+    tokens_used: int = 0
+
+    def __post_init__(self) -> None:
+        _force(self, "id", OperationId(self.id))
+        _text(self.content, "content")
+        if not isinstance(self.is_error, bool):
+            raise InvalidArgument("is_error must be a bool")
+        _count(self.duration_ms, "duration_ms")
+        _count(self.tokens_used, "tokens_used")
+
+
+class OperationProgressUpdate(msgspec.Struct, frozen=True):
+    """One progress report; ``percent`` is a finite number in [0, 100] or None."""
+
+    message: str
+    percent: float | None = None
+
+    def __post_init__(self) -> None:
+        _text(self.message, "message")
+        p = self.percent
+        if p is not None:
+            if isinstance(p, bool) or not isinstance(p, int | float):
+                raise InvalidArgument(f"percent must be a number or None, got {p!r}")
+            if not math.isfinite(p) or not 0.0 <= p <= 100.0:
+                raise InvalidArgument(f"percent must be within [0, 100], got {p!r}")
+            _force(self, "percent", float(p))
+
+
+class OperationPeerHandle(msgspec.Struct, frozen=True):
+    """Where a child operation's peer can be reached once it is ready."""
+
+    peer_name: str
+    peer_id: str
+    address: str
+
+    def __post_init__(self) -> None:
+        name = _text(self.peer_name, "peer_name")
+        if not name.strip():
+            raise InvalidArgument("peer_name must not be blank")
+        if _has_control(name):
+            raise InvalidArgument("peer_name must not contain control characters")
+        _text(self.peer_id, "peer_id")
+        _text(self.address, "address")
+
+
+# --- terminal outcomes -------------------------------------------------------
+
+
+class OperationTerminalOutcome(msgspec.Struct, frozen=True, tag_field="outcome"):
+    """How an operation ended: one of the six subclasses below."""
+
+    status: ClassVar[OperationStatus]
+
+
+class Completed(OperationTerminalOutcome, frozen=True, tag="completed"):
+    result: OperationResult
+    status: ClassVar[OperationStatus] = OperationStatus.COMPLETED
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.result, OperationResult):
+            raise InvalidArgument("Completed needs an OperationResult")
+
+
+class Failed(OperationTerminalOutcome, frozen=True, tag="failed"):
+    error: str
+    status: ClassVar[OperationStatus] = OperationStatus.FAILED
+
+    def __post_init__(self) -> None:
+        _text(self.error, "error")
+
+
+class Aborted(OperationTerminalOutcome, frozen=True, tag="aborted"):
+    reason: str | None = None
+    status: ClassVar[OperationStatus] = OperationStatus.ABORTED
+
+    def __post_init__(self) -> None:
+        _opt_text(self.reason, "reason")
+
+
+class Cancelled(OperationTerminalOutcome, frozen=True, tag="cancelled"):
+    reason: str | None = None
+    status: ClassVar[OperationStatus] = OperationStatus.CANCELLED
+
+    def __post_init__(self) -> None:
+        _opt_text(self.reason, "reason")
+
+
+class Retired(OperationTerminalOutcome, frozen=True, tag="retired"):
+    status: ClassVar[OperationStatus] = OperationStatus.RETIRED
+
+
+class Terminated(OperationTerminalOutcome, frozen=True, tag="terminated"):
+    reason: str
+    status: ClassVar[OperationStatus] = OperationStatus.TERMINATED
+
+    def __post_init__(self) -> None:
+        _text(self.reason, "reason")
+
+
+Outcome = Completed | Failed | Aborted | Cancelled | Retired | Terminated
+
+
+# --- views ------------------------------------------------------------------------
+
+
+class OperationLifecycleSnapshot(msgspec.Struct, frozen=True):
+    id: OperationId
+    kind: OperationKind
+    display_name: str
+    status: OperationStatus
+    peer_ready: bool
+    progress_count: int
+    watcher_count: int
+    terminal_outcome: Outcome | None
+    child_session_id: str | None
+    peer_handle: OperationPeerHandle | None
+    created_at_ms: int
+    started_at_ms: int | None
+    completed_at_ms: int | None
+    elapsed_ms: int | None
+    owner_session_id: str = ""
+    last_progress: OperationProgressUpdate | None = None
+
+
+class CompletionEntry(msgspec.Struct, frozen=True):
+    """One line of the completion feed; ``seq`` runs 1, 2, 3, ... with no holes."""
+
+    seq: int
+    operation_id: OperationId
+    kind: OperationKind
+    display_name: str
+    terminal_outcome: Outcome
+    completed_at_ms: int | None
+
+
+class CompletionBatch(msgspec.Struct, frozen=True):
+    """What ``list_since`` returns.
+
+    ``watermark`` is the highest seq published (always durable);
+    ``dropped_through`` is the highest seq no longer held: a cursor below it
+    has a gap that cannot be repaired from this registry.
+    """
+
+    entries: tuple[CompletionEntry, ...]
+    watermark: int
+    dropped_through: int
+
+
+class WaitAllSatisfied(msgspec.Struct, frozen=True):
+    wait_request_id: str
+    operation_ids: tuple[OperationId, ...]
+
+
+class WaitAllResult(msgspec.Struct, frozen=True):
+    """Outcomes in request order, and the barrier that was satisfied."""
+
+    outcomes: tuple[tuple[OperationId, Outcome], ...]
+    satisfied: WaitAllSatisfied
+
+
+class DiagnosticSnapshot(msgspec.Struct, frozen=True):
+    """The registry's counters and barrier, as the seed's tests read them."""
+
+    operation_count: int
+    active_count: int
+    wait_active: bool
+    wait_request_id: str | None
+    wait_operation_ids: tuple[OperationId, ...]
+    operations: tuple[OperationLifecycleSnapshot, ...]
+    pending_commit_count: int = 0
+
+
+# --- persisted state (seed wire shape, plus what recovery needs) ------------------
+
+
+class OperationCanonicalState(msgspec.Struct, frozen=True):
+    status: OperationStatus
+    kind: OperationKind
+    peer_ready: bool
+    progress_count: int
+    watcher_count: int
+    terminal_outcome: Outcome | None
+    terminal_buffered: bool
+    # Beyond the seed: what a recovered snapshot needs to show the same view.
+    created_at_ms: int = 0
+    started_at_ms: int | None = None
+    completed_at_ms: int | None = None
+    peer_handle: OperationPeerHandle | None = None
+    last_progress: OperationProgressUpdate | None = None
+    completion_seq: int | None = None
+
+
+class RegistryCanonicalState(msgspec.Struct, frozen=True):
+    operations: dict[OperationId, OperationCanonicalState]
+    completed_order: tuple[OperationId, ...]
+    max_completed: int
+    max_concurrent: int | None
+    active_count: int
+    wait_request_id: str | None
+    wait_operation_ids: tuple[OperationId, ...]
+    next_completion_seq: int
+
+
+class PersistedOpsSnapshot(msgspec.Struct, frozen=True):
+    """Everything needed to rebuild a registry; round-trips through JSON."""
+
+    epoch_id: str
+    authority_state: RegistryCanonicalState
+    operation_specs: dict[OperationId, OperationSpec]
+    completion_entries: tuple[CompletionEntry, ...]
+    cursors: dict[str, int] = msgspec.field(default_factory=dict)
+    dropped_through: int = 0
+
+
+# --- encoding ------------------------------------------------------------------------
+
+
+def _enc_hook(obj: Any) -> Any:
+    if isinstance(obj, OperationId):
+        return str(obj)
+    raise NotImplementedError(f"cannot encode {type(obj).__name__}")
+
+
+def _dec_hook(kind: type, obj: Any) -> Any:
+    if kind is OperationId:
+        return OperationId(obj)
+    raise NotImplementedError(f"cannot decode {kind!r}")
+
+
+_json_encoder = msgspec.json.Encoder(enc_hook=_enc_hook)
+_msgpack_encoder = msgspec.msgpack.Encoder(enc_hook=_enc_hook)
+
+T = TypeVar("T")
+
+
+def encode(value: Any, *, fmt: str = "msgpack") -> bytes:
+    """Encode a model value (or a container of them) as msgpack or JSON."""
+    if fmt == "json":
+        return _json_encoder.encode(value)
+    return _msgpack_encoder.encode(value)
+
+
+def decode(data: bytes, kind: type[T], *, fmt: str = "msgpack") -> T:
+    """Decode and validate; bad input raises :class:`InvalidArgument`."""
+    try:
+        if fmt == "json":
+            return msgspec.json.decode(data, type=kind, dec_hook=_dec_hook)
+        return msgspec.msgpack.decode(data, type=kind, dec_hook=_dec_hook)
+    except msgspec.ValidationError as exc:
+        raise InvalidArgument(f"cannot decode {getattr(kind, '__name__', kind)}: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise InvalidArgument(f"malformed {fmt} data: {exc}") from None

@@ -1,0 +1,283 @@
+"""The persistence actor: the only thread that touches the store.
+
+The registry actor sends it two kinds of message:
+
+``Append``
+    journal records that need no acknowledgement (registrations, starts,
+    collections); they ride along with the next commit.
+``Commit``
+    terminal records; each ``Commit`` is answered with a ``Durable`` message
+    to the registry once the transaction holding it is on disk (or failed).
+
+Group commit falls out of the mailbox: the first record that arrives while
+nothing is scheduled enqueues a ``_Flush`` behind itself, so every record
+that arrives before the flush runs — and every record that arrives while a
+transaction is being written — joins one transaction.
+
+The store decides nothing about lifecycles: it numbers terminal records per
+registry (the journal position becomes the completion seq) and keeps bytes.
+Replaying them is the job of :class:`actors.lifecycle.Lifecycle`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import pykka
+
+from actors.lifecycle import JournalRecord, TerminalRecord
+from actors.model import PersistedOpsSnapshot
+
+__all__ = [
+    "Append",
+    "Commit",
+    "CommitFailure",
+    "Durable",
+    "FaultPlan",
+    "MemoryStore",
+    "PersistenceActor",
+    "Recovered",
+    "Store",
+]
+
+log = logging.getLogger(__name__)
+
+
+# --- messages ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Append:
+    registry: str
+    records: tuple[JournalRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    registry: str
+    token: int
+    records: tuple[TerminalRecord, ...]
+    reply_to: pykka.ActorRef[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Durable:
+    """The answer to one or more ``Commit`` messages of one registry.
+
+    ``results`` holds ``(token, seqs, error)``: ``seqs`` are the journal
+    positions of the commit's records when it succeeded, ``error`` names the
+    cause when it did not.
+    """
+
+    results: tuple[tuple[int, tuple[int, ...], str | None], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Flush:
+    pass
+
+
+_FLUSH = _Flush()
+
+
+@dataclass(frozen=True, slots=True)
+class Recovered:
+    """What a store holds for one registry: the last snapshot and the journal after it."""
+
+    snapshot: PersistedOpsSnapshot | None
+    journal: list[tuple[JournalRecord, int | None]]
+
+
+class CommitFailure(Exception):
+    """A store could not commit a batch; the batch's records were not written."""
+
+
+# --- fault injection shared by every store (tests and chaos runs) --------------------------
+
+
+@dataclass
+class FaultPlan:
+    """Failures and stalls a store applies to its next commits.
+
+    This is how tests reach the rollback and in-flight paths of SPEC §4 with a
+    real store: the store raises inside its transaction (so the transaction is
+    really rolled back) or blocks before committing (a slow disk).
+    """
+
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _failures: list[str] = field(default_factory=list)
+    _gate: threading.Event = field(default_factory=threading.Event)
+    entered: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self._gate.set()
+
+    def fail_next(self, count: int = 1, cause: str = "injected I/O error") -> None:
+        with self._lock:
+            self._failures.extend([cause] * count)
+
+    def hold(self) -> None:
+        """Make the next commit wait in its transaction until ``release``."""
+        self.entered.clear()
+        self._gate.clear()
+
+    def release(self) -> None:
+        self._gate.set()
+
+    def before_commit(self) -> None:
+        """Called by a store inside its transaction, just before it commits."""
+        if not self._gate.is_set():
+            self.entered.set()
+            self._gate.wait()
+        with self._lock:
+            cause = self._failures.pop(0) if self._failures else None
+        if cause is not None:
+            raise CommitFailure(cause)
+
+
+class Store(Protocol):
+    faults: FaultPlan
+
+    def write(self, batch: Sequence[Append | Commit]) -> dict[int, tuple[int, ...]]:
+        """Write every record of the batch in one transaction; return seqs per commit token.
+
+        Raises on failure, having written nothing.
+        """
+
+    def recover(self, registry: str) -> Recovered: ...
+
+    def save_snapshot(self, registry: str, snapshot: PersistedOpsSnapshot) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class MemoryStore:
+    """A store that keeps the journal in memory: same protocol, no disk.
+
+    It numbers terminal records like the durable store, honours a
+    ``FaultPlan``, and can replay what it holds, so the registry's
+    durable-before-visible order is testable without SQLite.
+    """
+
+    def __init__(self) -> None:
+        self.faults = FaultPlan()
+        self._journal: dict[str, list[tuple[JournalRecord, int | None]]] = {}
+        self._snapshots: dict[str, PersistedOpsSnapshot] = {}
+        self._last_seq: dict[str, int] = {}
+        self.commits = 0
+
+    def write(self, batch: Sequence[Append | Commit]) -> dict[int, tuple[int, ...]]:
+        staged: dict[str, list[tuple[JournalRecord, int | None]]] = {}
+        last = dict(self._last_seq)
+        seqs: dict[int, tuple[int, ...]] = {}
+        for msg in batch:
+            rows = staged.setdefault(msg.registry, [])
+            if isinstance(msg, Commit):
+                assigned = []
+                for rec in msg.records:
+                    seq = last.get(msg.registry, 0) + 1
+                    last[msg.registry] = seq
+                    rows.append((rec, seq))
+                    assigned.append(seq)
+                seqs[msg.token] = tuple(assigned)
+            else:
+                rows.extend((rec, None) for rec in msg.records)
+        self.faults.before_commit()
+        for name, rows in staged.items():
+            self._journal.setdefault(name, []).extend(rows)
+        self._last_seq = last
+        self.commits += 1
+        return seqs
+
+    def recover(self, registry: str) -> Recovered:
+        return Recovered(self._snapshots.get(registry), list(self._journal.get(registry, [])))
+
+    def save_snapshot(self, registry: str, snapshot: PersistedOpsSnapshot) -> None:
+        self._snapshots[registry] = snapshot
+        self._journal[registry] = []
+
+    def close(self) -> None:
+        pass
+
+
+class PersistenceActor(pykka.ThreadingActor):
+    """Owns one store; acknowledges each terminal record once it is committed."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__()
+        self.store = store
+        self._buffer: list[Append | Commit] = []
+        self._flush_scheduled = False
+
+    def on_receive(self, message: Any) -> Any:
+        if message is _FLUSH:
+            self._flush_scheduled = False
+            self._flush()
+            return None
+        if isinstance(message, Append | Commit):
+            self._buffer.append(message)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self.actor_ref.tell(_FLUSH)
+            return None
+        return self._control(message)
+
+    def _control(self, message: Any) -> Any:
+        """Requests asked synchronously (recovery, snapshots) after pending records are written."""
+        kind = message[0]
+        self._flush()
+        if kind == "recover":
+            return self.store.recover(message[1])
+        if kind == "save_snapshot":
+            self.store.save_snapshot(message[1], message[2])
+            return None
+        raise ValueError(f"unknown persistence request {kind!r}")
+
+    def _flush(self) -> None:
+        batch, self._buffer = self._buffer, []
+        if not batch:
+            return
+        try:
+            seqs = self.store.write(batch)
+        except Exception as exc:
+            cause = _describe(exc)
+            log.warning("journal commit of %d message(s) failed: %s", len(batch), cause)
+            # Appends carry no caller; keep them for the next transaction so the
+            # journal does not lose a registration because a terminal failed.
+            self._buffer[:0] = [m for m in batch if isinstance(m, Append)]
+            if self._buffer and not self._flush_scheduled:
+                self._flush_scheduled = True
+                self.actor_ref.tell(_FLUSH)
+            self._answer(batch, None, cause)
+            return
+        self._answer(batch, seqs, None)
+
+    @staticmethod
+    def _answer(
+        batch: Sequence[Append | Commit], seqs: dict[int, tuple[int, ...]] | None, cause: str | None
+    ) -> None:
+        by_registry: dict[int, tuple[pykka.ActorRef[Any], list[Any]]] = {}
+        for msg in batch:
+            if isinstance(msg, Commit):
+                key = id(msg.reply_to)
+                entry = by_registry.setdefault(key, (msg.reply_to, []))
+                positions = () if seqs is None else seqs[msg.token]
+                entry[1].append((msg.token, positions, cause))
+        for ref, results in by_registry.values():
+            try:
+                ref.tell(Durable(tuple(results)))
+            except pykka.ActorDeadError:
+                log.info("registry stopped before its commit was acknowledged")
+
+    def on_stop(self) -> None:
+        self._flush()
+        self.store.close()
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if not isinstance(exc, CommitFailure) else text

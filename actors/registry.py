@@ -1,0 +1,613 @@
+"""The registry actor (the shell) and ``OpsRegistry``, its synchronous facade.
+
+The actor's mailbox serialises every lifecycle message of one registry. Its
+only jobs are to ask :class:`~actors.lifecycle.Lifecycle` what is legal,
+stamp times, hold the futures it has handed out (watchers, wait-all,
+wait-any, feed advance), pass journal records to the persistence actor, and
+— when a terminal record is acknowledged — make the outcome visible in the
+order of SPEC §4: watchers, seq and feed, FIFO and eviction, the barrier,
+and finally the caller's reply. It never blocks on the disk: a terminal call
+is parked until its ``Durable`` message arrives, and the mailbox keeps
+moving meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Final, TypeVar
+
+import pykka
+
+from actors.errors import Internal, InvalidArgument, OpsLifecycleError, WaitCancelled
+from actors.futures import OpsFuture, resolved
+from actors.lifecycle import DEFAULT_MAX_COMPLETED, CollectRecord, CommitEffects, Lifecycle
+from actors.model import (
+    Aborted,
+    Cancelled,
+    CompletionBatch,
+    CompletionEntry,
+    Completed,
+    DiagnosticSnapshot,
+    Failed,
+    OperationId,
+    OperationLifecycleSnapshot,
+    OperationPeerHandle,
+    OperationProgressUpdate,
+    OperationResult,
+    OperationSpec,
+    Outcome,
+    PersistedOpsSnapshot,
+    Retired,
+    Terminated,
+    WaitAllResult,
+    new_wait_request_id,
+)
+from actors.persistence import Append, Commit, Durable, MemoryStore, PersistenceActor, Store
+
+__all__ = ["OpsRegistry", "RegistryActor"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_DEFER: Final = object()
+DEFAULT_CALL_TIMEOUT: Final = 60.0
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Call:
+    """One request to the registry actor; ``reply`` is set by the actor, now or later."""
+
+    __slots__ = ("args", "method", "reply")
+
+    def __init__(self, method: str, args: tuple[Any, ...], reply: OpsFuture[Any] | None) -> None:
+        self.method = method
+        self.args = args
+        self.reply = reply
+
+
+def _ids(values: Iterable[Any], what: str) -> list[OperationId]:
+    if isinstance(values, str | bytes):
+        raise InvalidArgument(f"{what} must be a list of operation ids, not a string")
+    return [OperationId(v) for v in values]
+
+
+def _opt_reason(reason: Any) -> str | None:
+    if reason is not None and not isinstance(reason, str):
+        raise InvalidArgument(f"reason must be a string or None, got {type(reason).__name__}")
+    return reason
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{what} must be a string, got {type(value).__name__}")
+    return value
+
+
+class _WaitAny:
+    __slots__ = ("future", "ids")
+
+    def __init__(self, future: OpsFuture[Any], ids: list[OperationId]) -> None:
+        self.future = future
+        self.ids = ids
+
+
+class RegistryActor(pykka.ThreadingActor):
+    """One registry. Create it through :class:`OpsRegistry`; talk to it with ``Call`` messages."""
+
+    def __init__(
+        self,
+        lifecycle: Lifecycle,
+        name: str = "default",
+        persistence: pykka.ActorRef[Any] | None = None,
+        clock: Callable[[], int] = now_ms,
+        epoch_id: str | None = None,
+        on_entries: Callable[[list[CompletionEntry]], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.lc = lifecycle
+        self.name = name
+        self.persistence = persistence
+        self.clock = clock
+        self.epoch_id = epoch_id or new_wait_request_id()
+        self.on_entries = on_entries
+        self.watchers: dict[OperationId, list[OpsFuture[Outcome]]] = {}
+        self.wait_any_by_id: dict[OperationId, list[_WaitAny]] = {}
+        self.barrier: tuple[str, weakref.ref[OpsFuture[WaitAllResult]]] | None = None
+        self.advance_waiters: list[tuple[int, OpsFuture[int]]] = []
+        self.inflight: dict[int, tuple[list[OperationId], OpsFuture[Any] | None]] = {}
+        self.next_token = 0
+        self.handlers: dict[str, Callable[..., Any]] = {
+            name[4:]: getattr(self, name) for name in dir(self) if name.startswith("_do_")
+        }
+
+    # --- mailbox ---------------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Call):
+            self._dispatch(message)
+        elif isinstance(message, Durable):
+            self._on_durable(message)
+        else:
+            log.warning("registry %s ignored unknown message %r", self.name, type(message))
+
+    def _dispatch(self, call: Call) -> None:
+        reply = call.reply
+        try:
+            handler = self.handlers[call.method]
+        except KeyError:
+            if reply is not None:
+                reply.set_exception(InvalidArgument(f"unknown registry method {call.method!r}"))
+            return
+        try:
+            value = handler(reply, *call.args)
+        except OpsLifecycleError as exc:
+            if reply is not None:
+                reply.set_exception(exc)
+            return
+        except TypeError as exc:
+            if reply is not None:
+                reply.set_exception(InvalidArgument(f"{call.method}: {exc}"))
+            return
+        except Exception as exc:  # a bug: answer it, keep the registry alive
+            log.exception("registry %s failed on %s", self.name, call.method)
+            if reply is not None:
+                reply.set_exception(Internal(f"{call.method} failed: {exc!r}"))
+            return
+        if value is not _DEFER and reply is not None:
+            reply.set(value)
+
+    def on_stop(self) -> None:
+        stopped = Internal("registry stopped")
+        pending: list[OpsFuture[Any]] = [f for fs in self.watchers.values() for f in fs]
+        pending += [w.future for ws in self.wait_any_by_id.values() for w in ws]
+        pending += [f for _, f in self.advance_waiters]
+        pending += [reply for _, reply in self.inflight.values() if reply is not None]
+        if self.barrier is not None:
+            barrier_future = self.barrier[1]()
+            if barrier_future is not None:
+                pending.append(barrier_future)
+        for f in pending:
+            if not f.done():
+                f.set_exception(stopped)
+
+    # --- helpers -----------------------------------------------------------------------
+
+    def _journal(self, record: Any) -> None:
+        if self.persistence is not None:
+            self.persistence.tell(Append(self.name, (record,)))
+
+    def _watcher_counts(self) -> dict[OperationId, int]:
+        return {i: len(fs) for i, fs in self.watchers.items() if fs}
+
+    def _terminal(self, reply: OpsFuture[Any] | None, items: Sequence[tuple[OperationId, str, Outcome]]) -> Any:
+        """Begin each terminal transition; make it visible now, or once it is durable."""
+        now = self.clock()
+        records = [self.lc.begin_terminal(op_id, action, outcome, now) for op_id, action, outcome in items]
+        ids = [op_id for op_id, _, _ in items]
+        if self.persistence is None:
+            self._make_visible([(op_id, None) for op_id in ids])
+            return None
+        if not records:
+            return None
+        token = self.next_token = self.next_token + 1
+        self.inflight[token] = (ids, reply)
+        try:
+            self.persistence.tell(Commit(self.name, token, tuple(records), self.actor_ref))
+        except pykka.ActorDeadError:
+            del self.inflight[token]
+            for op_id in ids:
+                self.lc.rollback_terminal(op_id)
+            raise Internal("persistence actor is not running") from None
+        return _DEFER
+
+    def _on_durable(self, message: Durable) -> None:
+        for token, seqs, error in message.results:
+            ids, reply = self.inflight.pop(token)
+            if error is not None:
+                for op_id in ids:
+                    self.lc.rollback_terminal(op_id)
+                if reply is not None:
+                    reply.set_exception(Internal(f"persisting the terminal transition failed: {error}"))
+                continue
+            try:
+                self._make_visible(list(zip(ids, seqs, strict=True)))
+            except OpsLifecycleError as exc:
+                log.error("registry %s: %s", self.name, exc)
+                if reply is not None:
+                    reply.set_exception(exc)
+                continue
+            if reply is not None:
+                reply.set(None)
+
+    def _make_visible(self, committed: list[tuple[OperationId, int | None]]) -> None:
+        entries = []
+        for op_id, seq in committed:
+            effects = self.lc.commit_terminal(op_id, seq)
+            self._resolve(effects)
+            entries.append(effects.entry)
+        if entries:
+            if self.on_entries is not None:
+                self.on_entries(entries)
+            self._advance()
+
+    def _resolve(self, effects: CommitEffects) -> None:
+        entry = effects.entry
+        op_id, outcome = entry.operation_id, entry.terminal_outcome
+        for f in self.watchers.pop(op_id, ()):
+            f.set(outcome)
+        for w in self.wait_any_by_id.pop(op_id, ()):
+            if not w.future.done():
+                w.future.set((op_id, outcome))
+                for other in w.ids:
+                    lst = self.wait_any_by_id.get(other)
+                    if lst is not None and w in lst:
+                        lst.remove(w)
+                        if not lst:
+                            del self.wait_any_by_id[other]
+        if effects.wait_all is not None:
+            self._settle_barrier(effects.wait_all.satisfied.wait_request_id, effects.wait_all, None)
+        if effects.wait_failed is not None:
+            self._settle_barrier(effects.wait_failed[0], None, effects.wait_failed[1])
+
+    def _settle_barrier(
+        self, wait_request_id: str, result: WaitAllResult | None, error: BaseException | None
+    ) -> None:
+        if self.barrier is None or self.barrier[0] != wait_request_id:
+            return
+        future = self.barrier[1]()
+        self.barrier = None
+        if future is None or future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set(result)
+
+    def _advance(self) -> None:
+        mark = self.lc.watermark
+        if not self.advance_waiters:
+            return
+        keep = []
+        for after, f in self.advance_waiters:
+            if after < mark:
+                f.set(mark)
+            else:
+                keep.append((after, f))
+        self.advance_waiters = keep
+
+    def _barrier_dropped(self, wait_request_id: str) -> None:
+        """The caller let go of its ``wait_all`` future: clear the barrier (seed behaviour)."""
+        try:
+            self.actor_ref.tell(Call("cancel_wait_all", (wait_request_id,), None))
+        except pykka.ActorDeadError:
+            pass
+
+    # --- lifecycle methods (SPEC §3) ---------------------------------------------------------
+
+    def _do_register_operation(self, reply: Any, spec: OperationSpec) -> None:
+        self._journal(self.lc.register(spec, self.clock()))
+
+    def _do_provisioning_succeeded(self, reply: Any, op_id: Any) -> None:
+        self._journal(self.lc.start(OperationId(op_id), self.clock()))
+
+    def _do_provisioning_failed(self, reply: Any, op_id: Any, error: Any) -> Any:
+        return self._terminal(
+            reply, [(OperationId(op_id), "fail_operation", Failed(_text(error, "error")))]
+        )
+
+    def _do_fail_operation(self, reply: Any, op_id: Any, error: Any) -> Any:
+        return self._terminal(
+            reply, [(OperationId(op_id), "fail_operation", Failed(_text(error, "error")))]
+        )
+
+    def _do_peer_ready(self, reply: Any, op_id: Any, handle: OperationPeerHandle) -> None:
+        self.lc.peer_ready(OperationId(op_id), handle)
+
+    def _do_report_progress(self, reply: Any, op_id: Any, update: OperationProgressUpdate) -> None:
+        self.lc.progress(OperationId(op_id), update)
+
+    def _do_complete_operation(self, reply: Any, op_id: Any, result: OperationResult) -> Any:
+        if not isinstance(result, OperationResult):
+            raise InvalidArgument(f"complete_operation needs an OperationResult, got {type(result).__name__}")
+        return self._terminal(reply, [(OperationId(op_id), "complete_operation", Completed(result))])
+
+    def _do_abort_provisioning(self, reply: Any, op_id: Any, reason: Any = None) -> Any:
+        outcome = Aborted(_opt_reason(reason))
+        return self._terminal(reply, [(OperationId(op_id), "abort_provisioning", outcome)])
+
+    def _do_cancel_operation(self, reply: Any, op_id: Any, reason: Any = None) -> Any:
+        outcome = Cancelled(_opt_reason(reason))
+        return self._terminal(reply, [(OperationId(op_id), "cancel_operation", outcome)])
+
+    def _do_request_retire(self, reply: Any, op_id: Any) -> None:
+        self.lc.request_retire(OperationId(op_id))
+
+    def _do_mark_retired(self, reply: Any, op_id: Any) -> Any:
+        return self._terminal(reply, [(OperationId(op_id), "mark_retired", Retired())])
+
+    def _do_terminate_owner(self, reply: Any, reason: Any) -> Any:
+        outcome = Terminated(_text(reason, "reason"))
+        targets = self.lc.terminate_targets()
+        return self._terminal(reply, [(op_id, "terminate_owner", outcome) for op_id in targets])
+
+    def _do_collect_completed(self, reply: Any) -> list[tuple[OperationId, Outcome]]:
+        drained, failed = self.lc.collect_completed()
+        if drained:
+            self._journal(CollectRecord(ids=tuple(op_id for op_id, _ in drained)))
+        if failed is not None:
+            self._settle_barrier(failed[0], None, failed[1])
+        return drained
+
+    # --- reads ----------------------------------------------------------------------------------
+
+    def _do_snapshot(self, reply: Any, op_id: Any) -> OperationLifecycleSnapshot | None:
+        op_id = OperationId(op_id)
+        return self.lc.snapshot(op_id, len(self.watchers.get(op_id, ())))
+
+    def _do_list_operations(self, reply: Any) -> list[OperationLifecycleSnapshot]:
+        return self.lc.list_operations(self._watcher_counts())
+
+    def _do_diagnostic_snapshot(self, reply: Any) -> DiagnosticSnapshot:
+        return self.lc.diagnostic(self._watcher_counts())
+
+    def _do_capture_persistence_snapshot(self, reply: Any, epoch_id: str | None = None) -> PersistedOpsSnapshot:
+        return self.lc.to_persisted(epoch_id or self.epoch_id, self._watcher_counts())
+
+    def _do_list_since(self, reply: Any, after_seq: int) -> CompletionBatch:
+        return self.lc.list_since(after_seq)
+
+    def _do_watermark(self, reply: Any) -> int:
+        return self.lc.watermark
+
+    # --- futures ----------------------------------------------------------------------------------
+
+    def _do_register_watcher(self, reply: Any, op_id: Any) -> OpsFuture[Outcome]:
+        op_id = OperationId(op_id)
+        outcome = self.lc.watch(op_id)
+        if outcome is not None:
+            return resolved(outcome)
+        f: OpsFuture[Outcome] = OpsFuture()
+        self.watchers.setdefault(op_id, []).append(f)
+        return f
+
+    def _do_wait_any(self, reply: Any, ids: Any) -> OpsFuture[tuple[OperationId, Outcome]]:
+        members = _ids(ids, "wait_any ids")
+        found = self.lc.wait_any(members)
+        if found is not None:
+            return resolved(found)
+        f: OpsFuture[tuple[OperationId, Outcome]] = OpsFuture()
+        w = _WaitAny(f, list(dict.fromkeys(members)))
+        for op_id in w.ids:
+            self.wait_any_by_id.setdefault(op_id, []).append(w)
+        return f
+
+    def _do_wait_all(self, reply: Any, run_id: Any, ids: Any) -> OpsFuture[WaitAllResult]:
+        _text(run_id, "run_id")
+        members = _ids(ids, "wait_all ids")
+        wait_request_id = new_wait_request_id()
+        result = self.lc.begin_wait_all(wait_request_id, members)
+        if result is not None:
+            return resolved(result)
+        f: OpsFuture[WaitAllResult] = OpsFuture()
+        # Held weakly: a caller that drops its future cancels the barrier, as in the seed.
+        ref = weakref.ref(f, lambda _r, w=wait_request_id: self._barrier_dropped(w))
+        self.barrier = (wait_request_id, ref)
+        return f
+
+    def _do_cancel_wait_all(self, reply: Any, wait_request_id: str | None = None) -> bool:
+        cleared = self.lc.cancel_wait_all(wait_request_id)
+        if cleared is None:
+            return False
+        self._settle_barrier(cleared, None, WaitCancelled(cleared))
+        return True
+
+    def _do_wait_for_advance(self, reply: Any, after_seq: int) -> OpsFuture[int]:
+        if isinstance(after_seq, bool) or not isinstance(after_seq, int) or after_seq < 0:
+            raise InvalidArgument(f"after_seq must be a non-negative integer, got {after_seq!r}")
+        mark = self.lc.watermark
+        if mark > after_seq:
+            return resolved(mark)
+        f: OpsFuture[int] = OpsFuture()
+        self.advance_waiters.append((after_seq, f))
+        return f
+
+
+class OpsRegistry:
+    """Thread-safe synchronous facade over one registry actor.
+
+    Every method sends one message to the actor and waits for its answer;
+    refusals raise the ``OpsLifecycleError`` subclass of SPEC §3. Methods that
+    wait for a condition return an :class:`~actors.futures.OpsFuture` at once.
+
+    >>> from actors import OpsRegistry, OperationId, OperationKind, OperationSpec, OperationResult
+    >>> with OpsRegistry.start() as reg:
+    ...     op = OperationId.new()
+    ...     reg.register_operation(OperationSpec(id=op, kind=OperationKind.BACKGROUND_TOOL_OP,
+    ...         owner_session_id="s1", display_name="x", source_label="doc"))
+    ...     reg.provisioning_succeeded(op)
+    ...     watch = reg.register_watcher(op)
+    ...     reg.complete_operation(op, OperationResult(id=op, content="done"))
+    ...     watch.get(timeout=5).result.content
+    'done'
+    """
+
+    def __init__(
+        self,
+        actor_ref: pykka.ActorRef[RegistryActor],
+        persistence_ref: pykka.ActorRef[PersistenceActor] | None = None,
+        *,
+        name: str = "default",
+        call_timeout: float = DEFAULT_CALL_TIMEOUT,
+    ) -> None:
+        self._ref = actor_ref
+        self._persistence_ref = persistence_ref
+        self.name = name
+        self.call_timeout = call_timeout
+
+    # --- construction --------------------------------------------------------------------------
+
+    @classmethod
+    def start(
+        cls,
+        max_completed: int = DEFAULT_MAX_COMPLETED,
+        max_concurrent: int | None = None,
+        *,
+        name: str = "default",
+        store: Store | None = None,
+        call_timeout: float = DEFAULT_CALL_TIMEOUT,
+    ) -> OpsRegistry:
+        """An in-memory registry; with ``store``, terminals wait for that store's acknowledgement."""
+        lifecycle = Lifecycle(max_completed=max_completed, max_concurrent=max_concurrent)
+        return cls._launch(lifecycle, name=name, store=store, call_timeout=call_timeout)
+
+    @classmethod
+    def from_recovered(
+        cls, snapshot: PersistedOpsSnapshot, *, name: str = "default", store: Store | None = None
+    ) -> OpsRegistry:
+        """Rebuild from a snapshot, keeping only terminal operations (seed semantics)."""
+        if not isinstance(snapshot, PersistedOpsSnapshot):
+            raise InvalidArgument("from_recovered needs a PersistedOpsSnapshot")
+        return cls._launch(Lifecycle.from_persisted(snapshot), name=name, store=store)
+
+    @classmethod
+    def with_memory_store(cls, max_completed: int = DEFAULT_MAX_COMPLETED, **kw: Any) -> OpsRegistry:
+        """A registry whose terminals go through an in-memory store (and its fault plan)."""
+        return cls.start(max_completed, store=MemoryStore(), **kw)
+
+    @classmethod
+    def _launch(
+        cls,
+        lifecycle: Lifecycle,
+        *,
+        name: str,
+        store: Store | None,
+        call_timeout: float = DEFAULT_CALL_TIMEOUT,
+        epoch_id: str | None = None,
+    ) -> OpsRegistry:
+        persistence_ref = PersistenceActor.start(store) if store is not None else None
+        ref = RegistryActor.start(lifecycle, name, persistence_ref, now_ms, epoch_id)
+        return cls(ref, persistence_ref, name=name, call_timeout=call_timeout)
+
+    @property
+    def store(self) -> Store | None:
+        """The store behind this registry (for its fault plan), if any."""
+        if self._persistence_ref is None:
+            return None
+        return self._persistence_ref.proxy().store.get()  # type: ignore[no-any-return]
+
+    def stop(self) -> None:
+        """Stop the registry (pending futures fail with ``Internal``), then its persistence actor."""
+        if self._ref.is_alive():
+            self._ref.stop()
+        if self._persistence_ref is not None and self._persistence_ref.is_alive():
+            self._persistence_ref.stop()
+
+    def __enter__(self) -> OpsRegistry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def _call(self, method: str, *args: Any) -> Any:
+        reply: OpsFuture[Any] = OpsFuture()
+        try:
+            self._ref.tell(Call(method, args, reply))
+        except pykka.ActorDeadError:
+            raise Internal("registry is not running") from None
+        try:
+            return reply.get(timeout=self.call_timeout)
+        except pykka.Timeout:
+            raise Internal(f"registry did not answer {method} within {self.call_timeout}s") from None
+
+    def call_async(self, method: str, *args: Any) -> OpsFuture[Any]:
+        """Send one call without waiting; the future holds its answer (used by servers)."""
+        reply: OpsFuture[Any] = OpsFuture()
+        try:
+            self._ref.tell(Call(method, args, reply))
+        except pykka.ActorDeadError:
+            reply.set_exception(Internal("registry is not running"))
+        return reply
+
+    # --- SPEC §4 ------------------------------------------------------------------------------
+
+    def register_operation(self, spec: OperationSpec) -> None:
+        self._call("register_operation", spec)
+
+    def provisioning_succeeded(self, op_id: OperationId) -> None:
+        self._call("provisioning_succeeded", op_id)
+
+    def provisioning_failed(self, op_id: OperationId, error: str) -> None:
+        self._call("provisioning_failed", op_id, error)
+
+    def peer_ready(self, op_id: OperationId, peer: OperationPeerHandle) -> None:
+        self._call("peer_ready", op_id, peer)
+
+    def register_watcher(self, op_id: OperationId) -> OpsFuture[Outcome]:
+        return self._call("register_watcher", op_id)  # type: ignore[no-any-return]
+
+    def report_progress(self, op_id: OperationId, update: OperationProgressUpdate) -> None:
+        self._call("report_progress", op_id, update)
+
+    def complete_operation(self, op_id: OperationId, result: OperationResult) -> None:
+        self._call("complete_operation", op_id, result)
+
+    def fail_operation(self, op_id: OperationId, error: str) -> None:
+        self._call("fail_operation", op_id, error)
+
+    def abort_provisioning(self, op_id: OperationId, reason: str | None = None) -> None:
+        self._call("abort_provisioning", op_id, reason)
+
+    def cancel_operation(self, op_id: OperationId, reason: str | None = None) -> None:
+        self._call("cancel_operation", op_id, reason)
+
+    def request_retire(self, op_id: OperationId) -> None:
+        self._call("request_retire", op_id)
+
+    def mark_retired(self, op_id: OperationId) -> None:
+        self._call("mark_retired", op_id)
+
+    def snapshot(self, op_id: OperationId) -> OperationLifecycleSnapshot | None:
+        return self._call("snapshot", op_id)  # type: ignore[no-any-return]
+
+    def list_operations(self) -> list[OperationLifecycleSnapshot]:
+        return self._call("list_operations")  # type: ignore[no-any-return]
+
+    def terminate_owner(self, reason: str) -> None:
+        self._call("terminate_owner", reason)
+
+    def collect_completed(self) -> list[tuple[OperationId, Outcome]]:
+        return self._call("collect_completed")  # type: ignore[no-any-return]
+
+    def wait_all(self, run_id: str, ids: Sequence[OperationId]) -> OpsFuture[WaitAllResult]:
+        return self._call("wait_all", run_id, list(ids))  # type: ignore[no-any-return]
+
+    def cancel_wait_all(self) -> bool:
+        """Clear the active barrier; its future fails with ``WaitCancelled``. False if none."""
+        return self._call("cancel_wait_all")  # type: ignore[no-any-return]
+
+    def wait_any(self, ids: Sequence[OperationId]) -> OpsFuture[tuple[OperationId, Outcome]]:
+        return self._call("wait_any", list(ids))  # type: ignore[no-any-return]
+
+    def list_since(self, after_seq: int) -> CompletionBatch:
+        return self._call("list_since", after_seq)  # type: ignore[no-any-return]
+
+    def watermark(self) -> int:
+        return self._call("watermark")  # type: ignore[no-any-return]
+
+    def wait_for_advance(self, after_seq: int) -> OpsFuture[int]:
+        return self._call("wait_for_advance", after_seq)  # type: ignore[no-any-return]
+
+    def capture_persistence_snapshot(self, epoch_id: str | None = None) -> PersistedOpsSnapshot:
+        return self._call("capture_persistence_snapshot", epoch_id)  # type: ignore[no-any-return]
+
+    def diagnostic_snapshot(self) -> DiagnosticSnapshot:
+        return self._call("diagnostic_snapshot")  # type: ignore[no-any-return]
