@@ -109,34 +109,38 @@ class FaultPlan:
     """
 
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _failures: list[str] = field(default_factory=list)
+    _failures: list[tuple[str, bool]] = field(default_factory=list)
     _gate: threading.Event = field(default_factory=threading.Event)
     entered: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self._gate.set()
 
-    def fail_next(self, count: int = 1, cause: str = "injected I/O error") -> None:
+    def fail_next(
+        self, count: int = 1, cause: str = "injected I/O error", *, terminal_only: bool = True
+    ) -> None:
+        """Fail the next ``count`` transactions (by default only those holding a terminal record)."""
         with self._lock:
-            self._failures.extend([cause] * count)
+            self._failures.extend([(cause, terminal_only)] * count)
 
     def hold(self) -> None:
-        """Make the next commit wait in its transaction until ``release``."""
+        """Make the next commit of a terminal record wait in its transaction until ``release``."""
         self.entered.clear()
         self._gate.clear()
 
     def release(self) -> None:
         self._gate.set()
 
-    def before_commit(self) -> None:
+    def before_commit(self, has_terminal: bool) -> None:
         """Called by a store inside its transaction, just before it commits."""
-        if not self._gate.is_set():
+        if has_terminal and not self._gate.is_set():
             self.entered.set()
             self._gate.wait()
         with self._lock:
-            cause = self._failures.pop(0) if self._failures else None
-        if cause is not None:
-            raise CommitFailure(cause)
+            if not self._failures or (self._failures[0][1] and not has_terminal):
+                return
+            cause, _ = self._failures.pop(0)
+        raise CommitFailure(cause)
 
 
 class Store(Protocol):
@@ -186,7 +190,7 @@ class MemoryStore:
                 seqs[msg.token] = tuple(assigned)
             else:
                 rows.extend((rec, None) for rec in msg.records)
-        self.faults.before_commit()
+        self.faults.before_commit(bool(seqs))
         for name, rows in staged.items():
             self._journal.setdefault(name, []).extend(rows)
         self._last_seq = last
@@ -230,6 +234,8 @@ class PersistenceActor(pykka.ThreadingActor):
         """Requests asked synchronously (recovery, snapshots) after pending records are written."""
         kind = message[0]
         self._flush()
+        if kind == "flush":
+            return None
         if kind == "recover":
             return self.store.recover(message[1])
         if kind == "save_snapshot":

@@ -445,9 +445,11 @@ class OpsRegistry:
         *,
         name: str = "default",
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
+        store: Store | None = None,
     ) -> None:
         self._ref = actor_ref
         self._persistence_ref = persistence_ref
+        self._store = store
         self.name = name
         self.call_timeout = call_timeout
 
@@ -493,14 +495,21 @@ class OpsRegistry:
     ) -> OpsRegistry:
         persistence_ref = PersistenceActor.start(store) if store is not None else None
         ref = RegistryActor.start(lifecycle, name, persistence_ref, now_ms, epoch_id)
-        return cls(ref, persistence_ref, name=name, call_timeout=call_timeout)
+        return cls(ref, persistence_ref, name=name, call_timeout=call_timeout, store=store)
 
     @property
     def store(self) -> Store | None:
-        """The store behind this registry (for its fault plan), if any."""
-        if self._persistence_ref is None:
-            return None
-        return self._persistence_ref.proxy().store.get()  # type: ignore[no-any-return]
+        """The store behind this registry (for its fault plan), if any.
+
+        Only the persistence actor may call its methods; this is for reading
+        its ``faults`` plan and counters.
+        """
+        return self._store
+
+    def sync_journal(self) -> None:
+        """Wait until every journal record sent so far has been committed (or failed)."""
+        if self._persistence_ref is not None:
+            self._persistence_ref.ask(("flush",), timeout=self.call_timeout)
 
     def stop(self) -> None:
         """Stop the registry (pending futures fail with ``Internal``), then its persistence actor."""
