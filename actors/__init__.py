@@ -56,7 +56,8 @@ from actors.model import (
     WaitAllSatisfied,
 )
 from actors.persistence import FaultPlan, MemoryStore
-from actors.registry import OpsRegistry
+from actors.registry import RESTART_REASON, OpsRegistry
+from actors.sqlite_store import SqliteStore, StoreError
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -94,7 +95,10 @@ __all__ = [
     "OpsRegistry",
     "PeerNotExpected",
     "PersistedOpsSnapshot",
+    "RESTART_REASON",
     "Retired",
+    "SqliteStore",
+    "StoreError",
     "Terminated",
     "WaitAllResult",
     "WaitAllSatisfied",

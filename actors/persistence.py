@@ -30,15 +30,17 @@ from typing import Any, Protocol
 import pykka
 
 from actors.lifecycle import JournalRecord, TerminalRecord
-from actors.model import PersistedOpsSnapshot
+from actors.model import PersistedOpsSnapshot, new_wait_request_id
 
 __all__ = [
     "Append",
     "Commit",
     "CommitFailure",
     "Durable",
+    "DEFAULT_COMPACT_EVERY",
     "FaultPlan",
     "MemoryStore",
+    "Mirror",
     "PersistenceActor",
     "Recovered",
     "Store",
@@ -152,6 +154,8 @@ class Store(Protocol):
         Raises on failure, having written nothing.
         """
 
+    def open(self) -> None: ...
+
     def recover(self, registry: str) -> Recovered: ...
 
     def save_snapshot(self, registry: str, snapshot: PersistedOpsSnapshot) -> None: ...
@@ -197,6 +201,9 @@ class MemoryStore:
         self.commits += 1
         return seqs
 
+    def open(self) -> None:
+        pass
+
     def recover(self, registry: str) -> Recovered:
         return Recovered(self._snapshots.get(registry), list(self._journal.get(registry, [])))
 
@@ -208,14 +215,36 @@ class MemoryStore:
         pass
 
 
-class PersistenceActor(pykka.ThreadingActor):
-    """Owns one store; acknowledges each terminal record once it is committed."""
+class Mirror(Protocol):
+    """A replica of one registry's state, fed with committed records (a ``Lifecycle``)."""
 
-    def __init__(self, store: Store) -> None:
+    def apply(self, record: JournalRecord, seq: int | None = None) -> None: ...
+
+    def to_persisted(self, epoch_id: str) -> PersistedOpsSnapshot: ...
+
+
+DEFAULT_COMPACT_EVERY = 8192
+
+
+class PersistenceActor(pykka.ThreadingActor):
+    """Owns one store; acknowledges each terminal record once it is committed.
+
+    For each attached registry it keeps a *mirror* — a replica fed with the
+    records it has committed, in commit order — so a compacted snapshot is
+    simply the mirror's state: it costs O(retained state), never a replay of
+    history, and it is exactly the journal's state at the moment it is taken.
+    """
+
+    def __init__(self, store: Store, compact_every: int = DEFAULT_COMPACT_EVERY) -> None:
         super().__init__()
         self.store = store
+        self.compact_every = compact_every
+        self.epoch_id = new_wait_request_id()
         self._buffer: list[Append | Commit] = []
         self._flush_scheduled = False
+        self._mirrors: dict[str, Mirror] = {}
+        self._rows_since_snapshot: dict[str, int] = {}
+        self.compactions = 0
 
     def on_receive(self, message: Any) -> Any:
         if message is _FLUSH:
@@ -231,16 +260,29 @@ class PersistenceActor(pykka.ThreadingActor):
         return self._control(message)
 
     def _control(self, message: Any) -> Any:
-        """Requests asked synchronously (recovery, snapshots) after pending records are written."""
+        """Requests asked synchronously; pending records are written first."""
         kind = message[0]
+        if kind == "open":
+            self.store.open()
+            return None
         self._flush()
         if kind == "flush":
             return None
         if kind == "recover":
             return self.store.recover(message[1])
-        if kind == "save_snapshot":
-            self.store.save_snapshot(message[1], message[2])
+        if kind == "attach":
+            self._mirrors[message[1]] = message[2]
+            self._rows_since_snapshot.setdefault(message[1], 0)
             return None
+        if kind == "compact":
+            self._compact(message[1])
+            return None
+        if kind == "stats":
+            return {
+                "commits": getattr(self.store, "commits", 0),
+                "compactions": self.compactions,
+                "rows_since_snapshot": dict(self._rows_since_snapshot),
+            }
         raise ValueError(f"unknown persistence request {kind!r}")
 
     def _flush(self) -> None:
@@ -261,6 +303,45 @@ class PersistenceActor(pykka.ThreadingActor):
             self._answer(batch, None, cause)
             return
         self._answer(batch, seqs, None)
+        self._feed_mirrors(batch, seqs)
+
+    def _feed_mirrors(self, batch: Sequence[Append | Commit], seqs: dict[int, tuple[int, ...]]) -> None:
+        due = []
+        for msg in batch:
+            name = msg.registry
+            mirror = self._mirrors.get(name)
+            if mirror is None:
+                continue
+            try:
+                if isinstance(msg, Commit):
+                    for rec, seq in zip(msg.records, seqs[msg.token], strict=True):
+                        mirror.apply(rec, seq)
+                else:
+                    for rec in msg.records:
+                        mirror.apply(rec)
+            except Exception:
+                log.exception("mirror of registry %s diverged; compaction disabled for it", name)
+                del self._mirrors[name]
+                continue
+            count = self._rows_since_snapshot[name] = self._rows_since_snapshot.get(name, 0) + len(
+                msg.records
+            )
+            if count >= self.compact_every:
+                due.append(name)
+        for name in dict.fromkeys(due):
+            self._compact(name)
+
+    def _compact(self, name: str) -> None:
+        mirror = self._mirrors.get(name)
+        if mirror is None:
+            return
+        try:
+            self.store.save_snapshot(name, mirror.to_persisted(self.epoch_id))
+        except Exception:
+            log.exception("compaction of registry %s failed; the journal keeps growing", name)
+            return
+        self._rows_since_snapshot[name] = 0
+        self.compactions += 1
 
     @staticmethod
     def _answer(
@@ -280,7 +361,15 @@ class PersistenceActor(pykka.ThreadingActor):
                 log.info("registry stopped before its commit was acknowledged")
 
     def on_stop(self) -> None:
-        self._flush()
+        try:
+            self._flush()
+            for name, rows in self._rows_since_snapshot.items():
+                if rows:
+                    self._compact(name)
+        finally:
+            self.store.close()
+
+    def on_failure(self, *exc: Any) -> None:
         self.store.close()
 
 

@@ -14,6 +14,7 @@ moving meanwhile.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
@@ -45,9 +46,21 @@ from actors.model import (
     WaitAllResult,
     new_wait_request_id,
 )
-from actors.persistence import Append, Commit, Durable, MemoryStore, PersistenceActor, Store
+from actors.persistence import (
+    DEFAULT_COMPACT_EVERY,
+    Append,
+    Commit,
+    Durable,
+    MemoryStore,
+    PersistenceActor,
+    Recovered,
+    Store,
+)
 
-__all__ = ["OpsRegistry", "RegistryActor"]
+__all__ = ["RESTART_REASON", "OpsRegistry", "RegistryActor", "fold_recovered"]
+
+#: The outcome given to operations that were in flight when their registry last stopped.
+RESTART_REASON: Final = "registry restarted"
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +68,25 @@ T = TypeVar("T")
 
 _DEFER: Final = object()
 DEFAULT_CALL_TIMEOUT: Final = 60.0
+
+
+def fold_recovered(
+    recovered: Recovered, max_completed: int, max_concurrent: int | None
+) -> Lifecycle:
+    """Snapshot + journal -> the registry's state; non-terminal operations are kept."""
+    if recovered.snapshot is None:
+        lc = Lifecycle(max_completed=max_completed, max_concurrent=max_concurrent)
+    else:
+        lc = Lifecycle.from_persisted(
+            recovered.snapshot,
+            keep_non_terminal=True,
+            max_completed=max_completed,
+            max_concurrent=max_concurrent,
+            override_limits=True,
+        )
+    for record, seq in recovered.journal:
+        lc.apply(record, seq)
+    return lc
 
 
 def now_ms() -> int:
@@ -449,6 +481,7 @@ class OpsRegistry:
     ) -> None:
         self._ref = actor_ref
         self._persistence_ref = persistence_ref
+        self._attached_persistence = persistence_ref
         self._store = store
         self.name = name
         self.call_timeout = call_timeout
@@ -484,18 +517,79 @@ class OpsRegistry:
         return cls.start(max_completed, store=MemoryStore(), **kw)
 
     @classmethod
-    def _launch(
+    def open(
         cls,
-        lifecycle: Lifecycle,
+        data_dir: str | os.PathLike[str],
+        registry: str = "default",
+        synchronous: str = "full",
+        max_completed: int = DEFAULT_MAX_COMPLETED,
+        max_concurrent: int | None = None,
         *,
-        name: str,
-        store: Store | None,
+        compact_every: int = DEFAULT_COMPACT_EVERY,
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
-        epoch_id: str | None = None,
     ) -> OpsRegistry:
-        persistence_ref = PersistenceActor.start(store) if store is not None else None
-        ref = RegistryActor.start(lifecycle, name, persistence_ref, now_ms, epoch_id)
-        return cls(ref, persistence_ref, name=name, call_timeout=call_timeout, store=store)
+        """A durable registry on ``data_dir``, recovering whatever is there (SPEC §6).
+
+        Every acknowledged terminal outcome survives a crash; operations that
+        were in flight come back as ``Terminated("registry restarted")``.
+        Raises :class:`~actors.sqlite_store.StoreError` when the store cannot
+        be used (damaged, newer format, held by another live process).
+        """
+        from actors.sqlite_store import SqliteStore
+
+        store = SqliteStore(data_dir, synchronous)
+        Lifecycle(max_completed=max_completed, max_concurrent=max_concurrent)  # validate first
+        persistence_ref = PersistenceActor.start(store, compact_every)
+        try:
+            persistence_ref.ask(("open",))
+            return cls.attach(
+                persistence_ref,
+                registry,
+                max_completed,
+                max_concurrent,
+                owns_persistence=True,
+                store=store,
+                call_timeout=call_timeout,
+            )
+        except BaseException:
+            persistence_ref.stop()
+            raise
+
+    @classmethod
+    def attach(
+        cls,
+        persistence_ref: pykka.ActorRef[PersistenceActor],
+        registry: str = "default",
+        max_completed: int = DEFAULT_MAX_COMPLETED,
+        max_concurrent: int | None = None,
+        *,
+        owns_persistence: bool = False,
+        store: Store | None = None,
+        call_timeout: float = DEFAULT_CALL_TIMEOUT,
+        on_entries: Callable[[list[CompletionEntry]], None] | None = None,
+    ) -> OpsRegistry:
+        """Start registry ``registry`` on an open persistence actor (a server hosts many)."""
+        _text(registry, "registry")
+        recovered: Recovered = persistence_ref.ask(("recover", registry))
+        live = fold_recovered(recovered, max_completed, max_concurrent)
+        mirror = fold_recovered(recovered, max_completed, max_concurrent)
+        persistence_ref.ask(("attach", registry, mirror))
+        epoch = recovered.snapshot.epoch_id if recovered.snapshot is not None else None
+        ref = RegistryActor.start(live, registry, persistence_ref, now_ms, epoch, on_entries)
+        reg = cls(
+            ref,
+            persistence_ref if owns_persistence else None,
+            name=registry,
+            call_timeout=call_timeout,
+            store=store,
+        )
+        reg._attached_persistence = persistence_ref
+        try:
+            reg.terminate_owner(RESTART_REASON)
+        except BaseException:
+            reg.stop()
+            raise
+        return reg
 
     @property
     def store(self) -> Store | None:
@@ -508,12 +602,19 @@ class OpsRegistry:
 
     def sync_journal(self) -> None:
         """Wait until every journal record sent so far has been committed (or failed)."""
-        if self._persistence_ref is not None:
-            self._persistence_ref.ask(("flush",), timeout=self.call_timeout)
+        ref = self._attached_persistence
+        if ref is not None and ref.is_alive():
+            ref.ask(("flush",), timeout=self.call_timeout)
 
     def stop(self) -> None:
-        """Stop the registry (pending futures fail with ``Internal``), then its persistence actor."""
+        """Stop cleanly: commits in flight are answered first, then pending futures fail
+        with ``Internal("registry stopped")``, then the persistence actor (if this registry
+        owns it) writes a compacted snapshot and closes the store."""
         if self._ref.is_alive():
+            try:
+                self.sync_journal()
+            except (pykka.ActorDeadError, pykka.Timeout):
+                log.warning("registry %s: journal could not be flushed before stopping", self.name)
             self._ref.stop()
         if self._persistence_ref is not None and self._persistence_ref.is_alive():
             self._persistence_ref.stop()
