@@ -556,6 +556,19 @@ class OpsRegistry:
             raise
 
     @classmethod
+    def _launch(
+        cls,
+        lifecycle: Lifecycle,
+        *,
+        name: str,
+        store: Store | None,
+        call_timeout: float = DEFAULT_CALL_TIMEOUT,
+    ) -> OpsRegistry:
+        persistence_ref = PersistenceActor.start(store) if store is not None else None
+        ref = RegistryActor.start(lifecycle, name, persistence_ref, now_ms)
+        return cls(ref, persistence_ref, name=name, call_timeout=call_timeout, store=store)
+
+    @classmethod
     def attach(
         cls,
         persistence_ref: pykka.ActorRef[PersistenceActor],
