@@ -62,7 +62,7 @@ class OpsLifecycleError(Exception):
         return f"{type(self).__name__}({inner})"
 
     def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.args == other.args  # type: ignore[attr-defined]
+        return type(self) is type(other) and self.args == other.args
 
     def __hash__(self) -> int:
         return hash((type(self), self.args))
@@ -72,6 +72,7 @@ class OpsLifecycleError(Exception):
 
 
 class AlreadyRegistered(OpsLifecycleError):
+    id: Any
     field_names = ("id",)
 
     def message(self) -> str:
@@ -79,6 +80,7 @@ class AlreadyRegistered(OpsLifecycleError):
 
 
 class NotFound(OpsLifecycleError):
+    id: Any
     field_names = ("id",)
 
     def message(self) -> str:
@@ -88,6 +90,9 @@ class NotFound(OpsLifecycleError):
 class InvalidTransition(OpsLifecycleError):
     """A method called on an operation whose status does not allow it (SPEC §3)."""
 
+    id: Any
+    status: Any
+    action: str
     field_names = ("id", "status", "action")
 
     def message(self) -> str:
@@ -96,6 +101,7 @@ class InvalidTransition(OpsLifecycleError):
 
 
 class PeerNotExpected(OpsLifecycleError):
+    id: Any
     field_names = ("id",)
 
     def message(self) -> str:
@@ -103,6 +109,7 @@ class PeerNotExpected(OpsLifecycleError):
 
 
 class AlreadyPeerReady(OpsLifecycleError):
+    id: Any
     field_names = ("id",)
 
     def message(self) -> str:
@@ -110,6 +117,8 @@ class AlreadyPeerReady(OpsLifecycleError):
 
 
 class MaxConcurrentExceeded(OpsLifecycleError):
+    limit: int
+    active: int
     field_names = ("limit", "active")
 
     def message(self) -> str:
@@ -124,6 +133,7 @@ class WaitAlreadyActive(OpsLifecycleError):
 
 
 class DuplicateWaitOperation(OpsLifecycleError):
+    id: Any
     field_names = ("id",)
 
     def message(self) -> str:
@@ -136,6 +146,7 @@ class Internal(OpsLifecycleError):
     The call may be retried; the registry's state is as before the call.
     """
 
+    detail: str
     field_names = ("detail",)
 
     def message(self) -> str:
@@ -145,6 +156,7 @@ class Internal(OpsLifecycleError):
 class WaitCancelled(OpsLifecycleError):
     """The pending ``wait_all`` was cancelled (Beyond the seed)."""
 
+    wait_request_id: str
     field_names = ("wait_request_id",)
 
     def message(self) -> str:
@@ -154,6 +166,7 @@ class WaitCancelled(OpsLifecycleError):
 class InvalidArgument(OpsLifecycleError, ValueError):
     """A value of the wrong type or out of range; nothing was changed (Beyond the seed)."""
 
+    detail: str
     field_names = ("detail",)
 
     def message(self) -> str:

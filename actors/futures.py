@@ -81,7 +81,7 @@ class OpsFuture(pykka.ThreadingFuture[T]):
             yield from waiter.__await__()
         return self.get(timeout=0)  # type: ignore[no-any-return]
 
-    __iter__ = __await__  # type: ignore[assignment]
+    __iter__ = __await__
 
 
 def _set_if_pending(waiter: asyncio.Future[None]) -> None:

@@ -200,11 +200,19 @@ class Lifecycle:
     1
     """
 
-    def __init__(self, max_completed: int = DEFAULT_MAX_COMPLETED, max_concurrent: int | None = None):
-        if isinstance(max_completed, bool) or not isinstance(max_completed, int) or max_completed < 1:
+    def __init__(
+        self, max_completed: int = DEFAULT_MAX_COMPLETED, max_concurrent: int | None = None
+    ):
+        if (
+            isinstance(max_completed, bool)
+            or not isinstance(max_completed, int)
+            or max_completed < 1
+        ):
             raise InvalidArgument(f"max_completed must be an integer >= 1, got {max_completed!r}")
         if max_concurrent is not None and (
-            isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int) or max_concurrent < 1
+            isinstance(max_concurrent, bool)
+            or not isinstance(max_concurrent, int)
+            or max_concurrent < 1
         ):
             raise InvalidArgument(
                 f"max_concurrent must be None or an integer >= 1, got {max_concurrent!r}"
@@ -252,7 +260,9 @@ class Lifecycle:
         op = self._ops.get(op_id)
         return None if op is None else op.status
 
-    def snapshot(self, op_id: OperationId, watcher_count: int = 0) -> OperationLifecycleSnapshot | None:
+    def snapshot(
+        self, op_id: OperationId, watcher_count: int = 0
+    ) -> OperationLifecycleSnapshot | None:
         op = self._ops.get(op_id)
         return None if op is None else self._view(op, watcher_count)
 
@@ -264,7 +274,9 @@ class Lifecycle:
         views.sort(key=lambda v: (v.display_name, v.id))
         return views
 
-    def diagnostic(self, watcher_counts: Mapping[OperationId, int] | None = None) -> DiagnosticSnapshot:
+    def diagnostic(
+        self, watcher_counts: Mapping[OperationId, int] | None = None
+    ) -> DiagnosticSnapshot:
         b = self._barrier
         return DiagnosticSnapshot(
             operation_count=len(self._ops),
@@ -286,7 +298,9 @@ class Lifecycle:
             # Entries are contiguous by seq, so the start index is arithmetic.
             start = max(0, after_seq - feed[0].seq + 1)
             entries = tuple(feed[i] for i in range(start, len(feed)))
-        return CompletionBatch(entries=entries, watermark=self._seq, dropped_through=self._dropped_through)
+        return CompletionBatch(
+            entries=entries, watermark=self._seq, dropped_through=self._dropped_through
+        )
 
     def _view(self, op: _Op, watcher_count: int) -> OperationLifecycleSnapshot:
         spec = op.spec
@@ -330,7 +344,9 @@ class Lifecycle:
 
     def register(self, spec: OperationSpec, now_ms: int) -> RegisterRecord:
         if not isinstance(spec, OperationSpec):
-            raise InvalidArgument(f"register_operation needs an OperationSpec, got {type(spec).__name__}")
+            raise InvalidArgument(
+                f"register_operation needs an OperationSpec, got {type(spec).__name__}"
+            )
         if spec.id in self._ops:
             raise AlreadyRegistered(spec.id)
         limit = self.max_concurrent
@@ -348,7 +364,9 @@ class Lifecycle:
 
     def peer_ready(self, op_id: OperationId, handle: OperationPeerHandle) -> None:
         if not isinstance(handle, OperationPeerHandle):
-            raise InvalidArgument(f"peer_ready needs an OperationPeerHandle, got {type(handle).__name__}")
+            raise InvalidArgument(
+                f"peer_ready needs an OperationPeerHandle, got {type(handle).__name__}"
+            )
         op = self._get(op_id)
         if op.spec.kind is not OperationKind.MOB_MEMBER_CHILD:
             raise PeerNotExpected(op_id)
@@ -394,8 +412,10 @@ class Lifecycle:
         )
 
     def terminate_targets(self) -> list[OperationId]:
-        """Operations ``terminate_owner`` ends: non-terminal and not pending, in registration order."""
-        return [i for i, op in self._ops.items() if op.pending is None and not op.status.is_terminal]
+        """What ``terminate_owner`` ends: non-terminal, not pending; registration order."""
+        return [
+            i for i, op in self._ops.items() if op.pending is None and not op.status.is_terminal
+        ]
 
     def rollback_terminal(self, op_id: OperationId) -> None:
         op = self._ops.get(op_id)
@@ -452,7 +472,9 @@ class Lifecycle:
             evicted.append(gone)
         if evicted:
             failed = self._fail_barrier_if_member(evicted)
-        return CommitEffects(entry=entry, evicted=tuple(evicted), wait_all=satisfied, wait_failed=failed)
+        return CommitEffects(
+            entry=entry, evicted=tuple(evicted), wait_all=satisfied, wait_failed=failed
+        )
 
     def collect_completed(
         self,
@@ -483,8 +505,10 @@ class Lifecycle:
                 found = (op_id, op.outcome)
         return found
 
-    def begin_wait_all(self, wait_request_id: str, ids: Sequence[OperationId]) -> WaitAllResult | None:
-        """SPEC §4 order: duplicate, already active, unknown. None means the barrier is now active."""
+    def begin_wait_all(
+        self, wait_request_id: str, ids: Sequence[OperationId]
+    ) -> WaitAllResult | None:
+        """SPEC §4 order: duplicate, already active, unknown. None: the barrier is now active."""
         seen: set[OperationId] = set()
         for op_id in ids:
             if op_id in seen:
@@ -611,7 +635,9 @@ class Lifecycle:
         """
         state = snapshot.authority_state
         lc = cls(
-            max_completed=max_completed if override_limits and max_completed else state.max_completed,
+            max_completed=max_completed
+            if override_limits and max_completed
+            else state.max_completed,
             max_concurrent=max_concurrent if override_limits else state.max_concurrent,
         )
         for op_id, canon in state.operations.items():

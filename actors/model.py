@@ -26,9 +26,9 @@ from actors.errors import InvalidArgument
 __all__ = [
     "Aborted",
     "Cancelled",
+    "Completed",
     "CompletionBatch",
     "CompletionEntry",
-    "Completed",
     "DiagnosticSnapshot",
     "Failed",
     "OperationCanonicalState",
@@ -71,7 +71,7 @@ class OperationId(str):
 
     def __new__(cls, value: object) -> OperationId:
         if type(value) is cls:
-            return value  # type: ignore[return-value]
+            return value
         if isinstance(value, uuid.UUID):
             return str.__new__(cls, str(value))
         if not isinstance(value, str):

@@ -33,11 +33,11 @@ from actors.lifecycle import JournalRecord, TerminalRecord
 from actors.model import PersistedOpsSnapshot, new_wait_request_id
 
 __all__ = [
+    "DEFAULT_COMPACT_EVERY",
     "Append",
     "Commit",
     "CommitFailure",
     "Durable",
-    "DEFAULT_COMPACT_EVERY",
     "FaultPlan",
     "MemoryStore",
     "Mirror",
@@ -121,7 +121,7 @@ class FaultPlan:
     def fail_next(
         self, count: int = 1, cause: str = "injected I/O error", *, terminal_only: bool = True
     ) -> None:
-        """Fail the next ``count`` transactions (by default only those holding a terminal record)."""
+        """Fail the next ``count`` transactions (by default only those with a terminal record)."""
         with self._lock:
             self._failures.extend([(cause, terminal_only)] * count)
 
@@ -305,7 +305,9 @@ class PersistenceActor(pykka.ThreadingActor):
         self._answer(batch, seqs, None)
         self._feed_mirrors(batch, seqs)
 
-    def _feed_mirrors(self, batch: Sequence[Append | Commit], seqs: dict[int, tuple[int, ...]]) -> None:
+    def _feed_mirrors(
+        self, batch: Sequence[Append | Commit], seqs: dict[int, tuple[int, ...]]
+    ) -> None:
         due = []
         for msg in batch:
             name = msg.registry
@@ -314,11 +316,11 @@ class PersistenceActor(pykka.ThreadingActor):
                 continue
             try:
                 if isinstance(msg, Commit):
-                    for rec, seq in zip(msg.records, seqs[msg.token], strict=True):
-                        mirror.apply(rec, seq)
+                    for terminal, seq in zip(msg.records, seqs[msg.token], strict=True):
+                        mirror.apply(terminal, seq)
                 else:
-                    for rec in msg.records:
-                        mirror.apply(rec)
+                    for record in msg.records:
+                        mirror.apply(record)
             except Exception:
                 log.exception("mirror of registry %s diverged; compaction disabled for it", name)
                 del self._mirrors[name]

@@ -13,12 +13,13 @@ moving meanwhile.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 import pykka
 
@@ -28,9 +29,9 @@ from actors.lifecycle import DEFAULT_MAX_COMPLETED, CollectRecord, CommitEffects
 from actors.model import (
     Aborted,
     Cancelled,
+    Completed,
     CompletionBatch,
     CompletionEntry,
-    Completed,
     DiagnosticSnapshot,
     Failed,
     OperationId,
@@ -218,10 +219,14 @@ class RegistryActor(pykka.ThreadingActor):
     def _watcher_counts(self) -> dict[OperationId, int]:
         return {i: len(fs) for i, fs in self.watchers.items() if fs}
 
-    def _terminal(self, reply: OpsFuture[Any] | None, items: Sequence[tuple[OperationId, str, Outcome]]) -> Any:
+    def _terminal(
+        self, reply: OpsFuture[Any] | None, items: Sequence[tuple[OperationId, str, Outcome]]
+    ) -> Any:
         """Begin each terminal transition; make it visible now, or once it is durable."""
         now = self.clock()
-        records = [self.lc.begin_terminal(op_id, action, outcome, now) for op_id, action, outcome in items]
+        records = [
+            self.lc.begin_terminal(op_id, action, outcome, now) for op_id, action, outcome in items
+        ]
         ids = [op_id for op_id, _, _ in items]
         if self.persistence is None:
             self._make_visible([(op_id, None) for op_id in ids])
@@ -246,7 +251,9 @@ class RegistryActor(pykka.ThreadingActor):
                 for op_id in ids:
                     self.lc.rollback_terminal(op_id)
                 if reply is not None:
-                    reply.set_exception(Internal(f"persisting the terminal transition failed: {error}"))
+                    reply.set_exception(
+                        Internal(f"persisting the terminal transition failed: {error}")
+                    )
                 continue
             try:
                 self._make_visible(list(zip(ids, seqs, strict=True)))
@@ -316,10 +323,8 @@ class RegistryActor(pykka.ThreadingActor):
 
     def _barrier_dropped(self, wait_request_id: str) -> None:
         """The caller let go of its ``wait_all`` future: clear the barrier (seed behaviour)."""
-        try:
+        with contextlib.suppress(pykka.ActorDeadError):
             self.actor_ref.tell(Call("cancel_wait_all", (wait_request_id,), None))
-        except pykka.ActorDeadError:
-            pass
 
     # --- lifecycle methods (SPEC §3) ---------------------------------------------------------
 
@@ -347,8 +352,12 @@ class RegistryActor(pykka.ThreadingActor):
 
     def _do_complete_operation(self, reply: Any, op_id: Any, result: OperationResult) -> Any:
         if not isinstance(result, OperationResult):
-            raise InvalidArgument(f"complete_operation needs an OperationResult, got {type(result).__name__}")
-        return self._terminal(reply, [(OperationId(op_id), "complete_operation", Completed(result))])
+            raise InvalidArgument(
+                f"complete_operation needs an OperationResult, got {type(result).__name__}"
+            )
+        return self._terminal(
+            reply, [(OperationId(op_id), "complete_operation", Completed(result))]
+        )
 
     def _do_abort_provisioning(self, reply: Any, op_id: Any, reason: Any = None) -> Any:
         outcome = Aborted(_opt_reason(reason))
@@ -389,7 +398,9 @@ class RegistryActor(pykka.ThreadingActor):
     def _do_diagnostic_snapshot(self, reply: Any) -> DiagnosticSnapshot:
         return self.lc.diagnostic(self._watcher_counts())
 
-    def _do_capture_persistence_snapshot(self, reply: Any, epoch_id: str | None = None) -> PersistedOpsSnapshot:
+    def _do_capture_persistence_snapshot(
+        self, reply: Any, epoch_id: str | None = None
+    ) -> PersistedOpsSnapshot:
         return self.lc.to_persisted(epoch_id or self.epoch_id, self._watcher_counts())
 
     def _do_list_since(self, reply: Any, after_seq: int) -> CompletionBatch:
@@ -428,8 +439,12 @@ class RegistryActor(pykka.ThreadingActor):
         if result is not None:
             return resolved(result)
         f: OpsFuture[WaitAllResult] = OpsFuture()
+
         # Held weakly: a caller that drops its future cancels the barrier, as in the seed.
-        ref = weakref.ref(f, lambda _r, w=wait_request_id: self._barrier_dropped(w))
+        def dropped(_: object, w: str = wait_request_id) -> None:
+            self._barrier_dropped(w)
+
+        ref = weakref.ref(f, dropped)
         self.barrier = (wait_request_id, ref)
         return f
 
@@ -498,7 +513,7 @@ class OpsRegistry:
         store: Store | None = None,
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
     ) -> OpsRegistry:
-        """An in-memory registry; with ``store``, terminals wait for that store's acknowledgement."""
+        """An in-memory registry; with ``store``, terminals wait for its acknowledgement."""
         lifecycle = Lifecycle(max_completed=max_completed, max_concurrent=max_concurrent)
         return cls._launch(lifecycle, name=name, store=store, call_timeout=call_timeout)
 
@@ -512,7 +527,9 @@ class OpsRegistry:
         return cls._launch(Lifecycle.from_persisted(snapshot), name=name, store=store)
 
     @classmethod
-    def with_memory_store(cls, max_completed: int = DEFAULT_MAX_COMPLETED, **kw: Any) -> OpsRegistry:
+    def with_memory_store(
+        cls, max_completed: int = DEFAULT_MAX_COMPLETED, **kw: Any
+    ) -> OpsRegistry:
         """A registry whose terminals go through an in-memory store (and its fault plan)."""
         return cls.start(max_completed, store=MemoryStore(), **kw)
 
@@ -583,7 +600,7 @@ class OpsRegistry:
     ) -> OpsRegistry:
         """Start registry ``registry`` on an open persistence actor (a server hosts many)."""
         _text(registry, "registry")
-        recovered: Recovered = persistence_ref.ask(("recover", registry))
+        recovered = cast(Recovered, persistence_ref.ask(("recover", registry)))
         live = fold_recovered(recovered, max_completed, max_concurrent)
         mirror = fold_recovered(recovered, max_completed, max_concurrent)
         persistence_ref.ask(("attach", registry, mirror))
@@ -649,7 +666,9 @@ class OpsRegistry:
         try:
             return reply.get(timeout=self.call_timeout)
         except pykka.Timeout:
-            raise Internal(f"registry did not answer {method} within {self.call_timeout}s") from None
+            raise Internal(
+                f"registry did not answer {method} within {self.call_timeout}s"
+            ) from None
 
     def call_async(self, method: str, *args: Any) -> OpsFuture[Any]:
         """Send one call without waiting; the future holds its answer (used by servers)."""

@@ -31,7 +31,7 @@ from typing import Final
 
 import msgspec
 
-from actors.lifecycle import JournalRecord, TerminalRecord
+from actors.lifecycle import JournalRecord
 from actors.model import PersistedOpsSnapshot, _dec_hook, _enc_hook
 from actors.persistence import Append, Commit, FaultPlan, Recovered
 
@@ -92,7 +92,9 @@ class SqliteStore:
         try:
             self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
-            raise StoreError(f"cannot create data directory {self.data_dir}: {exc.strerror}") from None
+            raise StoreError(
+                f"cannot create data directory {self.data_dir}: {exc.strerror}"
+            ) from None
         self._take_lock()
         try:
             if not self.path.exists():
@@ -194,7 +196,8 @@ class SqliteStore:
         version = int(row[0])
         if version > FORMAT_VERSION:
             raise self._refuse(
-                f"it was written by a newer opsreg (format {version}; this one reads {FORMAT_VERSION})"
+                f"it was written by a newer opsreg (format {version}; "
+                f"this one reads {FORMAT_VERSION})"
             )
 
     @property
@@ -223,7 +226,7 @@ class SqliteStore:
         db = self.db
         rows: list[tuple[str, str, int | None, bytes]] = []
         seqs: dict[int, tuple[int, ...]] = {}
-        last = {}
+        last: dict[str, int] = {}
         encode = _encoder.encode
         for msg in batch:
             name = msg.registry
@@ -239,11 +242,13 @@ class SqliteStore:
                 last[name] = seq
                 seqs[msg.token] = tuple(assigned)
             else:
-                for rec in msg.records:
-                    rows.append((name, type(rec).__struct_config__.tag, None, encode(rec)))  # type: ignore[attr-defined]
+                for record in msg.records:
+                    rows.append((name, _kind(record), None, encode(record)))
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.executemany("INSERT INTO journal (registry, kind, seq, body) VALUES (?, ?, ?, ?)", rows)
+            db.executemany(
+                "INSERT INTO journal (registry, kind, seq, body) VALUES (?, ?, ?, ?)", rows
+            )
             self.faults.before_commit(bool(seqs))
             db.execute("COMMIT")
         except BaseException:
@@ -267,7 +272,9 @@ class SqliteStore:
         try:
             return row[0], _snapshot_decoder.decode(row[1])
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise StoreError(f"snapshot of registry {registry!r} in {self.path} is damaged: {exc}") from None
+            raise StoreError(
+                f"snapshot of registry {registry!r} in {self.path} is damaged: {exc}"
+            ) from None
 
     def recover(self, registry: str) -> Recovered:
         loaded = self._load_snapshot(registry)
@@ -279,7 +286,7 @@ class SqliteStore:
         decode = _record_decoder.decode
         journal: list[tuple[JournalRecord, int | None]] = []
         try:
-            for lsn, seq, body in cursor:
+            for lsn, seq, body in cursor:  # noqa: B007 - lsn names the damaged row
                 journal.append((decode(body), seq))
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise StoreError(f"journal row {lsn} in {self.path} is damaged: {exc}") from None
@@ -307,7 +314,9 @@ class SqliteStore:
         if registry is None:
             return int(self.db.execute("SELECT COUNT(*) FROM journal").fetchone()[0])
         return int(
-            self.db.execute("SELECT COUNT(*) FROM journal WHERE registry = ?", (registry,)).fetchone()[0]
+            self.db.execute(
+                "SELECT COUNT(*) FROM journal WHERE registry = ?", (registry,)
+            ).fetchone()[0]
         )
 
     def close(self) -> None:
@@ -319,5 +328,5 @@ class SqliteStore:
         self._release_lock()
 
 
-def _terminal_kind() -> str:
-    return TerminalRecord.__struct_config__.tag  # type: ignore[return-value]
+def _kind(record: JournalRecord) -> str:
+    return str(record.__struct_config__.tag)

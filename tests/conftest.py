@@ -10,7 +10,9 @@ import pytest
 from actors import OperationId, OperationKind, OperationResult, OperationSpec, OpsRegistry
 
 
-def background_spec(name: str, kind: OperationKind = OperationKind.BACKGROUND_TOOL_OP) -> OperationSpec:
+def background_spec(
+    name: str, kind: OperationKind = OperationKind.BACKGROUND_TOOL_OP
+) -> OperationSpec:
     return OperationSpec(
         id=OperationId.new(),
         kind=kind,

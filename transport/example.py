@@ -1,4 +1,4 @@
-"""The in-process walk-through behind ``opsreg example``: a few operations and the feed they produce."""
+"""The walk-through behind ``opsreg example``: a few operations and the feed they produce."""
 
 from __future__ import annotations
 
@@ -36,8 +36,12 @@ def run_example(out: Callable[[str], None]) -> None:
         watches = [reg.register_watcher(op) for op in ids]
         barrier = reg.wait_all("example-run", ids)
         reg.report_progress(ids[0], OperationProgressUpdate("downloaded 3 of 4 pages", 75.0))
-        reg.complete_operation(ids[0], OperationResult(id=ids[0], content="4 pages", duration_ms=12))
-        reg.complete_operation(ids[1], OperationResult(id=ids[1], content="a summary", duration_ms=40))
+        reg.complete_operation(
+            ids[0], OperationResult(id=ids[0], content="4 pages", duration_ms=12)
+        )
+        reg.complete_operation(
+            ids[1], OperationResult(id=ids[1], content="a summary", duration_ms=40)
+        )
         reg.fail_operation(ids[2], "smtp: connection refused")
         reg.cancel_operation(ids[3], "not needed")
         try:

@@ -39,7 +39,7 @@ def _running(reg: OpsRegistry, name: str):  # type: ignore[no-untyped-def]
 
 
 def _populate(reg: OpsRegistry, n: int = 12) -> list:  # type: ignore[type-arg]
-    from actors import OperationKind, OperationSpec, OperationId
+    from actors import OperationId, OperationKind, OperationSpec
 
     ids = []
     for i in range(n):
@@ -109,7 +109,7 @@ def test_from_recovered_rejects_garbage() -> None:
 def test_reopen_equals_the_live_state(tmp_path: Path, compact_every: int) -> None:
     reg = OpsRegistry.open(tmp_path, max_completed=8, compact_every=compact_every)
     try:
-        ids = _populate(reg)
+        _populate(reg)
         live_terminal = _terminal_views(reg)
         live_feed = reg.list_since(0)
         in_flight = [s.id for s in reg.list_operations() if not s.status.is_terminal]
@@ -231,7 +231,9 @@ def test_store_held_by_another_live_process_is_refused(tmp_path: Path) -> None:
     try:
         assert holder.stdout is not None
         assert holder.stdout.readline().strip() == "open"
-        with pytest.raises(StoreError, match=rf"in use by another live opsreg process \(pid {holder.pid}\)"):
+        with pytest.raises(
+            StoreError, match=rf"in use by another live opsreg process \(pid {holder.pid}\)"
+        ):
             OpsRegistry.open(tmp_path)
     finally:
         holder.kill()
@@ -290,7 +292,7 @@ def test_compaction_keeps_the_store_small_and_recovery_short(tmp_path: Path) -> 
 
         def work(count: int) -> None:
             try:
-                for i in range(count):
+                for _ in range(count):
                     spec = background_spec("c")
                     reg.register_operation(spec)
                     reg.provisioning_succeeded(spec.id)
