@@ -38,6 +38,8 @@ class OpsFuture(pykka.ThreadingFuture[T]):
         super().__init__()
         self._callbacks: list[Callable[[OpsFuture[T]], None]] | None = []
         self._cb_lock = threading.Lock()
+        #: set on ``wait_all`` futures: the barrier's request id (to cancel it by id)
+        self.wait_request_id: str | None = None
 
     def done(self) -> bool:
         return self._result is not None

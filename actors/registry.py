@@ -165,6 +165,10 @@ class RegistryActor(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Call):
             self._dispatch(message)
+        elif isinstance(message, list):
+            # A batch handed over by a server's I/O thread: one mailbox hop for many calls.
+            for call in message:
+                self._dispatch(call)
         elif isinstance(message, Durable):
             self._on_durable(message)
         else:
@@ -439,6 +443,7 @@ class RegistryActor(pykka.ThreadingActor):
         if result is not None:
             return resolved(result)
         f: OpsFuture[WaitAllResult] = OpsFuture()
+        f.wait_request_id = wait_request_id
 
         # Held weakly: a caller that drops its future cancels the barrier, as in the seed.
         def dropped(_: object, w: str = wait_request_id) -> None:
@@ -512,10 +517,17 @@ class OpsRegistry:
         name: str = "default",
         store: Store | None = None,
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
+        on_entries: Callable[[list[CompletionEntry]], None] | None = None,
     ) -> OpsRegistry:
-        """An in-memory registry; with ``store``, terminals wait for its acknowledgement."""
+        """An in-memory registry; with ``store``, terminals wait for its acknowledgement.
+
+        ``on_entries`` is called on the actor's thread with each batch of feed
+        entries as they become visible (a server publishes them).
+        """
         lifecycle = Lifecycle(max_completed=max_completed, max_concurrent=max_concurrent)
-        return cls._launch(lifecycle, name=name, store=store, call_timeout=call_timeout)
+        return cls._launch(
+            lifecycle, name=name, store=store, call_timeout=call_timeout, on_entries=on_entries
+        )
 
     @classmethod
     def from_recovered(
@@ -580,9 +592,10 @@ class OpsRegistry:
         name: str,
         store: Store | None,
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
+        on_entries: Callable[[list[CompletionEntry]], None] | None = None,
     ) -> OpsRegistry:
         persistence_ref = PersistenceActor.start(store) if store is not None else None
-        ref = RegistryActor.start(lifecycle, name, persistence_ref, now_ms)
+        ref = RegistryActor.start(lifecycle, name, persistence_ref, now_ms, None, on_entries)
         return cls(ref, persistence_ref, name=name, call_timeout=call_timeout, store=store)
 
     @classmethod

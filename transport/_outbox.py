@@ -1,0 +1,55 @@
+"""A queue that other threads fill and one socket-owning thread drains.
+
+ZeroMQ sockets belong to one thread. Producers (actor threads, caller threads)
+append to a deque and, only when the consumer is not already awake, write one
+byte to a pipe the consumer's ``zmq.Poller`` watches. Many items cost one wake.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from typing import Any
+
+
+class Outbox:
+    def __init__(self) -> None:
+        self._items: deque[Any] = deque()
+        self._r, self._w = os.pipe()
+        os.set_blocking(self._r, False)
+        os.set_blocking(self._w, False)
+        self._awake = False
+        self.closed = False
+
+    @property
+    def fd(self) -> int:
+        """The file descriptor to poll for ``POLLIN``."""
+        return self._r
+
+    def put(self, item: Any) -> None:
+        self._items.append(item)
+        if not self._awake:
+            self._awake = True
+            try:
+                os.write(self._w, b"x")
+            except (BlockingIOError, OSError):
+                pass  # the pipe is full (already awake) or closed (shutting down)
+
+    def drain(self) -> list[Any]:
+        """Consumer side: clear the wake-up, then take everything queued."""
+        try:
+            os.read(self._r, 65536)
+        except BlockingIOError:
+            pass
+        self._awake = False
+        items = self._items
+        out = []
+        while items:
+            out.append(items.popleft())
+        return out
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            os.close(self._r)
+            os.close(self._w)

@@ -1,0 +1,418 @@
+"""``RegistryClient``: every registry method over ZeroMQ, with the same names and errors.
+
+One background thread owns a DEALER socket. Callers on any thread (or an
+asyncio loop) put requests on an :class:`~transport._outbox.Outbox` and get an
+:class:`~actors.futures.OpsFuture` back, so one client pipelines as many
+requests as it likes; each reply carries the request id it answers.
+
+Failure rules (SPEC §7):
+
+* A call that gets no answer within ``timeout`` raises :class:`Unavailable`.
+* The client learns the server's incarnation (*epoch*) from heartbeats and
+  stamps it on every request. When the server restarts, calls that change
+  state and were still unanswered fail with ``Unavailable`` (they may or may
+  not have happened) and are never re-sent; reads are re-sent; watchers,
+  ``wait_any`` and ``wait_for_advance`` are re-established on the new server;
+  a ``wait_all`` barrier, which lived only in the old server, fails with
+  ``Unavailable``.
+* The server only executes a state-changing request if it is the incarnation
+  the request names, so a request queued for a dead server never runs twice.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, Final
+
+import msgspec
+import pykka
+import zmq
+
+from actors.errors import InvalidArgument, OpsLifecycleError
+from actors.futures import OpsFuture
+from actors.model import (
+    CompletionBatch,
+    DiagnosticSnapshot,
+    OperationId,
+    OperationLifecycleSnapshot,
+    OperationPeerHandle,
+    OperationProgressUpdate,
+    OperationResult,
+    OperationSpec,
+    Outcome,
+    PersistedOpsSnapshot,
+    WaitAllResult,
+)
+from transport import codec
+from transport._outbox import Outbox
+from transport.errors import TooLarge, Unavailable
+
+__all__ = ["RegistryClient"]
+
+log = logging.getLogger(__name__)
+
+_SWEEP_EVERY: Final = 1.0
+
+
+class _Pending:
+    __slots__ = ("accepted", "args", "final", "first", "method", "sent_at")
+
+    def __init__(
+        self,
+        method: str,
+        args: tuple[Any, ...],
+        first: OpsFuture[Any] | None,
+        final: OpsFuture[Any] | None = None,
+    ) -> None:
+        self.method = method
+        self.args = args
+        self.first = first
+        self.final = final
+        self.accepted = False
+        self.sent_at = 0.0
+
+
+class RegistryClient:
+    """A connection to one registry on a ``RegistryServer``; thread-safe.
+
+    >>> cli = RegistryClient("tcp://127.0.0.1:5555", registry="default", timeout=10.0)  # doctest: +SKIP
+    >>> cli.register_operation(spec)                                                      # doctest: +SKIP
+    >>> watch = cli.register_watcher(spec.id)   # an OpsFuture: .get(timeout) or await  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        registry: str = "default",
+        feed_endpoint: str | None = None,
+        timeout: float = 10.0,
+        *,
+        heartbeat: float = 1.0,
+        max_frame: int = 1 << 20,
+        curve_server_key: bytes | None = None,
+        curve_keypair: tuple[bytes, bytes] | None = None,
+        context: zmq.Context[Any] | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.registry = registry
+        self.feed_endpoint = feed_endpoint
+        self.timeout = timeout
+        self.heartbeat = heartbeat
+        self.max_frame = max_frame
+        self._ctx = context or zmq.Context.instance()
+        self._outbox = Outbox()
+        self._ids = itertools.count(1)
+        self._epoch = ""
+        self._pending: dict[int, _Pending] = {}
+        self._closed = False
+        self._sock = self._ctx.socket(zmq.DEALER)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.ROUTING_ID, b"c" + os.urandom(15))
+        self._sock.setsockopt(zmq.SNDHWM, 100_000)
+        self._sock.setsockopt(zmq.RCVHWM, 100_000)
+        self._sock.setsockopt(zmq.RECONNECT_IVL, 50)
+        self._sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+        if curve_server_key is not None:
+            public, secret = curve_keypair or zmq.curve_keypair()
+            self._sock.curve_publickey = public
+            self._sock.curve_secretkey = secret
+            self._sock.curve_serverkey = curve_server_key
+        self._sock.connect(endpoint)
+        self.connected = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="opsreg-client-io", daemon=True)
+        self._thread.start()
+
+    # --- life cycle -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._outbox.put(("close",))
+        self._thread.join(timeout=10)
+        self._outbox.close()
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def server_epoch(self) -> str:
+        """The incarnation id of the server last heard from ('' before the first heartbeat)."""
+        return self._epoch
+
+    def wait_connected(self, timeout: float | None = None) -> bool:
+        """Block until the server has answered a heartbeat."""
+        return self.connected.wait(self.timeout if timeout is None else timeout)
+
+    # --- plumbing ---------------------------------------------------------------------------------
+
+    def submit(self, method: str, *args: Any) -> OpsFuture[Any]:
+        """Send one request without waiting; the future holds its answer.
+
+        For ``register_watcher``, ``wait_all``, ``wait_any`` and
+        ``wait_for_advance`` the answer is itself a future. Futures are
+        awaitable, so ``await client.submit("watermark")`` works in asyncio.
+        """
+        if method not in codec.METHODS:
+            raise InvalidArgument(f"unknown method {method!r}")
+        if self._closed:
+            raise Unavailable("client is closed")
+        first: OpsFuture[Any] = OpsFuture()
+        self._outbox.put(("send", _Pending(method, args, first)))
+        return first
+
+    def _call(self, method: str, *args: Any) -> Any:
+        first = self.submit(method, *args)
+        try:
+            return first.get(timeout=self.timeout)
+        except pykka.Timeout:
+            maybe = "; it may or may not have happened" if method in codec.MUTATING else ""
+            raise Unavailable(
+                f"no answer to {method} from {self.endpoint} within {self.timeout}s{maybe}"
+            ) from None
+
+    # --- the I/O thread -----------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        sock = self._sock
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(self._outbox.fd, zmq.POLLIN)
+        next_beat = 0.0
+        next_sweep = time.monotonic() + _SWEEP_EVERY
+        try:
+            while True:
+                now = time.monotonic()
+                if now >= next_beat:
+                    self._send_frame(
+                        codec.encode_request(0, self._epoch, self.registry, "ping", ())
+                    )
+                    next_beat = now + self.heartbeat
+                if now >= next_sweep:
+                    self._sweep(now)
+                    next_sweep = now + _SWEEP_EVERY
+                wait_ms = max(0.0, (min(next_beat, next_sweep) - time.monotonic()) * 1000)
+                events = dict(poller.poll(wait_ms))
+                if self._outbox.fd in events and not self._take_outbox():
+                    return
+                if sock in events:
+                    self._read_replies()
+        except Exception:
+            log.exception("client I/O loop failed")
+        finally:
+            self._fail_all(Unavailable("client is closed"))
+            sock.close(linger=0)
+
+    def _take_outbox(self) -> bool:
+        for item in self._outbox.drain():
+            if item[0] == "close":
+                return False
+            self._send(item[1])
+        return True
+
+    def _send(self, p: _Pending) -> None:
+        req_id = next(self._ids)
+        try:
+            frame = codec.encode_request(req_id, self._epoch, self.registry, p.method, p.args)
+        except (TypeError, ValueError) as exc:
+            self._settle(p, InvalidArgument(f"{p.method}: cannot encode arguments: {exc}"), True)
+            return
+        if len(frame) > self.max_frame:
+            self._settle(p, TooLarge(len(frame), self.max_frame), True)
+            return
+        p.sent_at = time.monotonic()
+        self._pending[req_id] = p
+        if not self._send_frame(frame):
+            del self._pending[req_id]
+            self._settle(p, Unavailable("client send queue is full"), True)
+
+    def _send_frame(self, frame: bytes) -> bool:
+        try:
+            self._sock.send(frame, zmq.NOBLOCK)
+        except zmq.Again:
+            return False
+        return True
+
+    def _read_replies(self) -> None:
+        sock = self._sock
+        while True:
+            try:
+                frame = sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                reply = codec.decode_reply(frame)
+            except Exception:
+                log.warning("ignored an unreadable reply frame (%d bytes)", len(frame))
+                continue
+            if reply.status == codec.PONG:
+                self._on_pong(reply)
+                continue
+            p = self._pending.get(reply.req_id)
+            if p is None:
+                continue
+            if reply.status == codec.ACCEPTED:
+                p.accepted = True
+                if p.final is None:
+                    p.final = OpsFuture()
+                if p.first is not None and not p.first.done():
+                    p.first.set(p.final)
+                continue
+            del self._pending[reply.req_id]
+            if reply.status == codec.OK:
+                try:
+                    value = codec.decode_value(p.method, reply.payload)
+                except Exception as exc:
+                    self._settle(p, Unavailable(f"unreadable reply to {p.method}: {exc}"), False)
+                    continue
+                self._settle(p, value, False)
+            else:
+                error = codec.decode_error(reply.payload)
+                if isinstance(error, Unavailable):
+                    # The server we addressed is gone; learn the new one at once.
+                    self._send_frame(
+                        codec.encode_request(0, self._epoch, self.registry, "ping", ())
+                    )
+                self._settle(p, error, True)
+
+    def _settle(self, p: _Pending, value: Any, is_error: bool) -> None:
+        target = p.final if p.accepted else p.first
+        if target is None or target.done():
+            return
+        if is_error:
+            target.set_exception(value)
+        else:
+            target.set(value)
+
+    def _on_pong(self, reply: codec.Reply) -> None:
+        epoch = msgspec.msgpack.decode(bytes(reply.payload))
+        if not isinstance(epoch, str):
+            return
+        previous, self._epoch = self._epoch, epoch
+        self.connected.set()
+        if previous and previous != epoch:
+            self._server_restarted()
+
+    def _server_restarted(self) -> None:
+        pending, self._pending = self._pending, {}
+        resend: list[_Pending] = []
+        for p in pending.values():
+            if p.accepted:
+                if p.method == "wait_all":
+                    self._settle(
+                        p, Unavailable("the server restarted; its wait_all barrier was lost"), True
+                    )
+                else:
+                    # Re-establish the wait on the new server; the caller's future stays the same.
+                    again = _Pending(p.method, p.args, None, p.final)
+                    resend.append(again)
+            elif p.method in codec.MUTATING:
+                self._settle(
+                    p,
+                    Unavailable(
+                        "the server restarted before answering; it may or may not have happened"
+                    ),
+                    True,
+                )
+            else:
+                resend.append(p)
+        for p in resend:
+            self._send(p)
+
+    def _sweep(self, now: float) -> None:
+        """Forget requests nobody can still be waiting for (their caller timed out)."""
+        horizon = now - 2 * self.timeout
+        for req_id, p in list(self._pending.items()):
+            if not p.accepted and p.sent_at < horizon:
+                del self._pending[req_id]
+                self._settle(p, Unavailable(f"no answer to {p.method}"), True)
+
+    def _fail_all(self, error: OpsLifecycleError) -> None:
+        pending, self._pending = self._pending, {}
+        for p in pending.values():
+            self._settle(p, error, True)
+        for item in self._outbox.drain():
+            if item[0] == "send":
+                self._settle(item[1], error, True)
+
+    # --- SPEC §4, same names and errors as ``OpsRegistry`` -----------------------------------------
+
+    def register_operation(self, spec: OperationSpec) -> None:
+        self._call("register_operation", spec)
+
+    def provisioning_succeeded(self, op_id: OperationId) -> None:
+        self._call("provisioning_succeeded", op_id)
+
+    def provisioning_failed(self, op_id: OperationId, error: str) -> None:
+        self._call("provisioning_failed", op_id, error)
+
+    def peer_ready(self, op_id: OperationId, peer: OperationPeerHandle) -> None:
+        self._call("peer_ready", op_id, peer)
+
+    def register_watcher(self, op_id: OperationId) -> OpsFuture[Outcome]:
+        return self._call("register_watcher", op_id)  # type: ignore[no-any-return]
+
+    def report_progress(self, op_id: OperationId, update: OperationProgressUpdate) -> None:
+        self._call("report_progress", op_id, update)
+
+    def complete_operation(self, op_id: OperationId, result: OperationResult) -> None:
+        self._call("complete_operation", op_id, result)
+
+    def fail_operation(self, op_id: OperationId, error: str) -> None:
+        self._call("fail_operation", op_id, error)
+
+    def abort_provisioning(self, op_id: OperationId, reason: str | None = None) -> None:
+        self._call("abort_provisioning", op_id, reason)
+
+    def cancel_operation(self, op_id: OperationId, reason: str | None = None) -> None:
+        self._call("cancel_operation", op_id, reason)
+
+    def request_retire(self, op_id: OperationId) -> None:
+        self._call("request_retire", op_id)
+
+    def mark_retired(self, op_id: OperationId) -> None:
+        self._call("mark_retired", op_id)
+
+    def snapshot(self, op_id: OperationId) -> OperationLifecycleSnapshot | None:
+        return self._call("snapshot", op_id)  # type: ignore[no-any-return]
+
+    def list_operations(self) -> list[OperationLifecycleSnapshot]:
+        return self._call("list_operations")  # type: ignore[no-any-return]
+
+    def terminate_owner(self, reason: str) -> None:
+        self._call("terminate_owner", reason)
+
+    def collect_completed(self) -> list[tuple[OperationId, Outcome]]:
+        return self._call("collect_completed")  # type: ignore[no-any-return]
+
+    def wait_all(self, run_id: str, ids: Sequence[OperationId]) -> OpsFuture[WaitAllResult]:
+        return self._call("wait_all", run_id, list(ids))  # type: ignore[no-any-return]
+
+    def cancel_wait_all(self) -> bool:
+        return self._call("cancel_wait_all")  # type: ignore[no-any-return]
+
+    def wait_any(self, ids: Sequence[OperationId]) -> OpsFuture[tuple[OperationId, Outcome]]:
+        return self._call("wait_any", list(ids))  # type: ignore[no-any-return]
+
+    def list_since(self, after_seq: int) -> CompletionBatch:
+        return self._call("list_since", after_seq)  # type: ignore[no-any-return]
+
+    def watermark(self) -> int:
+        return self._call("watermark")  # type: ignore[no-any-return]
+
+    def wait_for_advance(self, after_seq: int) -> OpsFuture[int]:
+        return self._call("wait_for_advance", after_seq)  # type: ignore[no-any-return]
+
+    def capture_persistence_snapshot(self) -> PersistedOpsSnapshot:
+        return self._call("capture_persistence_snapshot")  # type: ignore[no-any-return]
+
+    def diagnostic_snapshot(self) -> DiagnosticSnapshot:
+        return self._call("diagnostic_snapshot")  # type: ignore[no-any-return]

@@ -1,0 +1,322 @@
+"""The one place that turns requests, replies, model values and errors into frames.
+
+Every frame is a single msgpack document (via msgspec, which validates while it
+decodes, so a wrong type becomes a typed ``InvalidArgument`` for free). Nothing
+here unpickles anything.
+
+Request  ``[VERSION, req_id, server_epoch, registry, method, args]``
+Reply    ``[VERSION, req_id, status, payload]``
+Feed     topic ``registry + b"\\0"`` then ``[VERSION, kind, watermark, dropped_through, entries]``
+
+``server_epoch`` is the id of the server incarnation the client believes it is
+talking to; a server started since answers ``Unavailable`` instead of acting on a
+request meant for its predecessor (so nothing is ever retried silently).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import msgspec
+
+from actors.errors import (
+    AlreadyPeerReady,
+    AlreadyRegistered,
+    DuplicateWaitOperation,
+    Internal,
+    InvalidArgument,
+    InvalidTransition,
+    MaxConcurrentExceeded,
+    NotFound,
+    OpsLifecycleError,
+    PeerNotExpected,
+    WaitAlreadyActive,
+    WaitCancelled,
+)
+from actors.model import (
+    CompletionBatch,
+    CompletionEntry,
+    DiagnosticSnapshot,
+    OperationId,
+    OperationLifecycleSnapshot,
+    OperationPeerHandle,
+    OperationProgressUpdate,
+    OperationResult,
+    OperationSpec,
+    OperationStatus,
+    Outcome,
+    PersistedOpsSnapshot,
+    WaitAllResult,
+    _dec_hook,
+    _enc_hook,
+)
+from transport.errors import Busy, TooLarge, Unavailable
+
+__all__ = [
+    "FUTURE_METHODS",
+    "METHODS",
+    "MUTATING",
+    "VERSION",
+    "FeedMessage",
+    "Reply",
+    "Request",
+    "decode_args",
+    "decode_error",
+    "decode_feed",
+    "decode_reply",
+    "decode_request",
+    "decode_value",
+    "encode_error",
+    "encode_feed",
+    "encode_reply",
+    "encode_request",
+]
+
+VERSION: Final = 1
+
+# Reply status codes.
+OK: Final = 0
+ERROR: Final = 1
+ACCEPTED: Final = 2  # a future was registered; its value follows in a second reply
+PONG: Final = 3
+
+Ids = list[OperationId]
+
+#: method -> (argument types, reply type). Optional trailing arguments may be omitted.
+METHODS: Final[dict[str, tuple[tuple[Any, ...], Any]]] = {
+    "register_operation": ((OperationSpec,), None),
+    "provisioning_succeeded": ((OperationId,), None),
+    "provisioning_failed": ((OperationId, str), None),
+    "peer_ready": ((OperationId, OperationPeerHandle), None),
+    "register_watcher": ((OperationId,), Outcome),
+    "report_progress": ((OperationId, OperationProgressUpdate), None),
+    "complete_operation": ((OperationId, OperationResult), None),
+    "fail_operation": ((OperationId, str), None),
+    "abort_provisioning": ((OperationId, str | None), None),
+    "cancel_operation": ((OperationId, str | None), None),
+    "request_retire": ((OperationId,), None),
+    "mark_retired": ((OperationId,), None),
+    "snapshot": ((OperationId,), OperationLifecycleSnapshot | None),
+    "list_operations": ((), list[OperationLifecycleSnapshot]),
+    "terminate_owner": ((str,), None),
+    "collect_completed": ((), list[tuple[OperationId, Outcome]]),
+    "wait_all": ((str, Ids), WaitAllResult),
+    "cancel_wait_all": ((), bool),
+    "wait_any": ((Ids,), tuple[OperationId, Outcome]),
+    "list_since": ((int,), CompletionBatch),
+    "watermark": ((), int),
+    "wait_for_advance": ((int,), int),
+    "capture_persistence_snapshot": ((), PersistedOpsSnapshot),
+    "diagnostic_snapshot": ((), DiagnosticSnapshot),
+}
+
+#: Methods whose answer is a future: ``ACCEPTED`` first, the value later.
+FUTURE_METHODS: Final = frozenset({"register_watcher", "wait_all", "wait_any", "wait_for_advance"})
+
+#: Methods that change state: never retried by the client, and refused by a
+#: server that is not the incarnation the client addressed.
+MUTATING: Final = frozenset(
+    {
+        "register_operation",
+        "provisioning_succeeded",
+        "provisioning_failed",
+        "peer_ready",
+        "report_progress",
+        "complete_operation",
+        "fail_operation",
+        "abort_provisioning",
+        "cancel_operation",
+        "request_retire",
+        "mark_retired",
+        "terminate_owner",
+        "collect_completed",
+        "wait_all",
+        "cancel_wait_all",
+    }
+)
+
+
+class Request(msgspec.Struct, array_like=True):
+    version: int
+    req_id: int
+    server_epoch: str
+    registry: str
+    method: str
+    args: msgspec.Raw
+
+
+class Reply(msgspec.Struct, array_like=True):
+    version: int
+    req_id: int
+    status: int
+    payload: msgspec.Raw
+
+
+class FeedMessage(msgspec.Struct, array_like=True):
+    version: int
+    kind: str  # "entries" or "heartbeat"
+    watermark: int
+    dropped_through: int
+    entries: list[CompletionEntry]
+
+
+_request_decoder = msgspec.msgpack.Decoder(Request)
+_reply_decoder = msgspec.msgpack.Decoder(Reply)
+_feed_decoder = msgspec.msgpack.Decoder(FeedMessage, dec_hook=_dec_hook)
+
+
+def _arg_decoder(types: tuple[Any, ...]) -> msgspec.msgpack.Decoder[Any]:
+    return msgspec.msgpack.Decoder(tuple[types] if types else tuple[()], dec_hook=_dec_hook)  # type: ignore[valid-type]
+
+
+_ARG_DECODERS: Final = {m: _arg_decoder(t) for m, (t, _) in METHODS.items()}
+_VALUE_DECODERS: Final = {
+    m: msgspec.msgpack.Decoder(r if r is not None else None, dec_hook=_dec_hook)
+    for m, (_, r) in METHODS.items()
+}
+_ARITY: Final = {m: len(t) for m, (t, _) in METHODS.items()}
+_OPTIONAL_TAIL: Final = {"abort_provisioning", "cancel_operation"}
+
+
+# --- requests --------------------------------------------------------------------------------
+
+
+def encode_request(
+    req_id: int, epoch: str, registry: str, method: str, args: tuple[Any, ...]
+) -> bytes:
+    return _encoder.encode((VERSION, req_id, epoch, registry, method, _Raw(args)))
+
+
+class _Raw:
+    """Encodes its tuple inline (msgspec encodes a tuple as an array)."""
+
+    __slots__ = ("args",)
+
+    def __init__(self, args: tuple[Any, ...]) -> None:
+        self.args = args
+
+
+def _enc(obj: Any) -> Any:
+    if isinstance(obj, _Raw):
+        return list(obj.args)
+    return _enc_hook(obj)
+
+
+_encoder = msgspec.msgpack.Encoder(enc_hook=_enc)
+
+
+def decode_request(frame: bytes) -> Request:
+    """Decode the envelope only; raises ``InvalidArgument`` when it is malformed."""
+    try:
+        req = _request_decoder.decode(frame)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise InvalidArgument(f"malformed request frame: {exc}") from None
+    if req.version != VERSION:
+        raise InvalidArgument(
+            f"unsupported protocol version {req.version} (this server speaks {VERSION})"
+        )
+    return req
+
+
+def decode_args(method: str, raw: msgspec.Raw) -> tuple[Any, ...]:
+    """Decode and validate the arguments of ``method``; errors are ``InvalidArgument``."""
+    decoder = _ARG_DECODERS.get(method)
+    if decoder is None:
+        raise InvalidArgument(f"unknown method {method[:64]!r}")
+    data = bytes(raw)
+    if method in _OPTIONAL_TAIL:
+        # ``reason`` may be omitted: pad to the full arity before validating.
+        try:
+            loose = msgspec.msgpack.decode(data)
+        except msgspec.DecodeError as exc:
+            raise InvalidArgument(f"{method}: malformed arguments: {exc}") from None
+        if isinstance(loose, list) and len(loose) == _ARITY[method] - 1:
+            data = _encoder.encode([*loose, None])
+    try:
+        return tuple(decoder.decode(data))
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise InvalidArgument(f"{method}: {exc}") from None
+
+
+# --- replies ---------------------------------------------------------------------------------
+
+
+def encode_reply(req_id: int, status: int, payload: Any) -> bytes:
+    return _encoder.encode((VERSION, req_id, status, payload))
+
+
+def decode_reply(frame: bytes) -> Reply:
+    return _reply_decoder.decode(frame)
+
+
+def decode_value(method: str, raw: msgspec.Raw) -> Any:
+    value = _VALUE_DECODERS[method].decode(bytes(raw))
+    if isinstance(value, list) and method == "collect_completed":
+        return [tuple(pair) for pair in value]
+    return value
+
+
+_ERRORS: Final[dict[str, type[OpsLifecycleError]]] = {
+    cls.__name__: cls
+    for cls in (
+        AlreadyRegistered,
+        NotFound,
+        InvalidTransition,
+        PeerNotExpected,
+        AlreadyPeerReady,
+        MaxConcurrentExceeded,
+        WaitAlreadyActive,
+        DuplicateWaitOperation,
+        Internal,
+        WaitCancelled,
+        InvalidArgument,
+        Busy,
+        TooLarge,
+        Unavailable,
+    )
+}
+
+
+def encode_error(exc: OpsLifecycleError) -> list[Any]:
+    fields = [getattr(v, "value", v) if isinstance(v, OperationStatus) else v for v in exc.args]
+    return [type(exc).__name__, fields]
+
+
+def decode_error(raw: msgspec.Raw) -> OpsLifecycleError:
+    """Rebuild the same error class, fields and message the server raised."""
+    try:
+        name, fields = msgspec.msgpack.decode(bytes(raw), type=tuple[str, list[Any]])
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return Internal("server sent an unreadable error")
+    cls = _ERRORS.get(name)
+    if cls is None or len(fields) != len(cls.field_names):
+        return Internal(f"server error {name}: {fields!r}")
+    values = []
+    for field, value in zip(cls.field_names, fields, strict=True):
+        if field == "id" and isinstance(value, str):
+            try:
+                value = OperationId(value)
+            except InvalidArgument:
+                pass
+        elif field == "status" and isinstance(value, str):
+            value = OperationStatus(value)
+        values.append(value)
+    return cls(*values)
+
+
+# --- feed ------------------------------------------------------------------------------------
+
+
+def topic(registry: str) -> bytes:
+    """The PUB topic of a registry; the NUL keeps ``default`` from matching ``default2``."""
+    return registry.encode() + b"\0"
+
+
+def encode_feed(
+    kind: str, watermark: int, dropped_through: int, entries: list[CompletionEntry]
+) -> bytes:
+    return _encoder.encode((VERSION, kind, watermark, dropped_through, entries))
+
+
+def decode_feed(frame: bytes) -> FeedMessage:
+    return _feed_decoder.decode(frame)
