@@ -7,6 +7,7 @@ byte to a pipe the consumer's ``zmq.Poller`` watches. Many items cost one wake.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import deque
 from typing import Any
@@ -30,17 +31,14 @@ class Outbox:
         self._items.append(item)
         if not self._awake:
             self._awake = True
-            try:
+            # A full pipe means the consumer is awake already; a closed one, shutting down.
+            with contextlib.suppress(OSError):
                 os.write(self._w, b"x")
-            except (BlockingIOError, OSError):
-                pass  # the pipe is full (already awake) or closed (shutting down)
 
     def drain(self) -> list[Any]:
         """Consumer side: clear the wake-up, then take everything queued."""
-        try:
+        with contextlib.suppress(BlockingIOError):
             os.read(self._r, 65536)
-        except BlockingIOError:
-            pass
         self._awake = False
         items = self._items
         out = []

@@ -200,7 +200,7 @@ class RegistryClient:
                     self._sweep(now)
                     next_sweep = now + _SWEEP_EVERY
                 wait_ms = max(0.0, (min(next_beat, next_sweep) - time.monotonic()) * 1000)
-                events = dict(poller.poll(wait_ms))
+                events = dict(poller.poll(int(wait_ms)))
                 if self._outbox.fd in events and not self._take_outbox():
                     return
                 if sock in events:

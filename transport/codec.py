@@ -15,6 +15,7 @@ request meant for its predecessor (so nothing is ever retried silently).
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Final
 
 import msgspec
@@ -294,10 +295,8 @@ def decode_error(raw: msgspec.Raw) -> OpsLifecycleError:
     values = []
     for field, value in zip(cls.field_names, fields, strict=True):
         if field == "id" and isinstance(value, str):
-            try:
+            with contextlib.suppress(InvalidArgument):
                 value = OperationId(value)
-            except InvalidArgument:
-                pass
         elif field == "status" and isinstance(value, str):
             value = OperationStatus(value)
         values.append(value)

@@ -286,7 +286,7 @@ class RegistryServer:
         try:
             while not self._stop.is_set():
                 timeout_ms = max(0.0, (next_beat - time.monotonic()) * 1000)
-                events = dict(poller.poll(timeout_ms))
+                events = dict(poller.poll(int(timeout_ms)))
                 if router in events:
                     self._read_requests(router)
                 if self.outbox.fd in events:
