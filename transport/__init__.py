@@ -1,7 +1,34 @@
-"""opsreg's transport: the ``opsreg`` command line (and, next, the ZeroMQ server and client)."""
+"""opsreg's transport: the registry over ZeroMQ.
+
+The public API on one screen::
+
+    from transport import RegistryServer, RegistryClient, FeedSubscriber
+
+    server = RegistryServer(endpoint="tcp://127.0.0.1:5555",
+                            feed_endpoint="tcp://127.0.0.1:5556", data_dir="var").start()
+    cli = RegistryClient("tcp://127.0.0.1:5555", registry="default", timeout=10.0)
+    cli.register_operation(spec); cli.provisioning_succeeded(spec.id)
+    watch = cli.register_watcher(spec.id)          # OpsFuture: .get(timeout) or await
+    sub = FeedSubscriber("tcp://127.0.0.1:5556", "tcp://127.0.0.1:5555")
+    for entry in sub: ...                           # CompletionEntry, seq 1, 2, 3, ...
+"""
 
 import logging
 
+from transport.client import RegistryClient
+from transport.errors import Busy, FeedGap, TooLarge, Unavailable
+from transport.feed import FeedSubscriber
+from transport.server import RegistryServer, ServerConfig
+
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
-__all__: list[str] = []
+__all__ = [
+    "Busy",
+    "FeedGap",
+    "FeedSubscriber",
+    "RegistryClient",
+    "RegistryServer",
+    "ServerConfig",
+    "TooLarge",
+    "Unavailable",
+]

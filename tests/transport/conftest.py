@@ -1,0 +1,97 @@
+"""Servers for transport tests: in-process (threads) or a real ``opsreg serve`` process."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from transport import RegistryServer, ServerConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+BANNER = re.compile(r"serving requests on (\S+), feed on (\S+),")
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RegistryServer]:
+    srv = RegistryServer(
+        ServerConfig(
+            endpoint="tcp://127.0.0.1:0",
+            feed_endpoint="tcp://127.0.0.1:0",
+            data_dir=str(tmp_path / "data"),
+            heartbeat_interval=0.2,
+            client_timeout=1.0,
+        )
+    ).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+class ServerProcess:
+    """``opsreg serve`` in a child process; endpoints read from its banner line."""
+
+    def __init__(self, data_dir: Path, *extra: str) -> None:
+        self.data_dir = data_dir
+        self.extra = list(extra)
+        self.endpoint = "tcp://127.0.0.1:0"
+        self.feed_endpoint = "tcp://127.0.0.1:0"
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> ServerProcess:
+        cmd = [
+            sys.executable,
+            "-m",
+            "transport.cli",
+            "serve",
+            "--endpoint",
+            self.endpoint,
+            "--feed-endpoint",
+            self.feed_endpoint,
+            "--data",
+            str(self.data_dir),
+            *self.extra,
+        ]
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        match = BANNER.search(line)
+        if match is None:
+            err = self.proc.stderr.read() if self.proc.stderr else ""
+            raise RuntimeError(f"server did not start: {line!r} {err!r}")
+        # Keep the same ports on restart.
+        self.endpoint, self.feed_endpoint = match.group(1), match.group(2)
+        return self
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def server_process(tmp_path: Path) -> Iterator[ServerProcess]:
+    sp = ServerProcess(tmp_path / "data").start()
+    try:
+        yield sp
+    finally:
+        sp.stop()
