@@ -65,6 +65,8 @@ class ServerConfig:
     compact_every: int = DEFAULT_COMPACT_EVERY
     max_frame: int = 1 << 20
     max_inflight: int = 4096
+    #: messages the PUB socket queues per subscriber before it drops (subscribers repair)
+    feed_hwm: int = 10_000
     heartbeat_interval: float = 1.0
     client_timeout: float = 5.0
     #: path of the server's secret certificate (``zmq.auth.create_certificates``)
@@ -183,7 +185,7 @@ class RegistryServer:
         router.setsockopt(zmq.MAXMSGSIZE, cfg.max_frame * 4 + 4096)
         router.setsockopt(zmq.RCVHWM, 100_000)
         router.setsockopt(zmq.SNDHWM, 100_000)
-        pub.setsockopt(zmq.SNDHWM, 100_000)
+        pub.setsockopt(zmq.SNDHWM, cfg.feed_hwm)
         if cfg.curve_secret_file is not None:
             self._auth = ThreadAuthenticator(self._ctx)
             self._auth.start()
@@ -233,6 +235,10 @@ class RegistryServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def close(self) -> None:
+        """Same as :meth:`stop` (for ``contextlib.closing``)."""
         self.stop()
 
     # --- registries ------------------------------------------------------------------------------
