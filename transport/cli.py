@@ -25,6 +25,8 @@ def _serve(args: argparse.Namespace) -> int:
         max_completed=args.max_completed,
         curve_secret_file=args.curve_secret,
         curve_allow_dir=args.curve_allow,
+        heartbeat_interval=args.heartbeat,
+        client_timeout=args.client_timeout,
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -71,6 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--memory", action="store_true", help="keep nothing on disk (not durable)")
     serve.add_argument("--synchronous", choices=("full", "normal"), default="full")
     serve.add_argument("--max-completed", type=int, default=256)
+    serve.add_argument("--heartbeat", type=float, default=1.0, help="feed heartbeat, seconds")
+    serve.add_argument(
+        "--client-timeout",
+        type=float,
+        default=5.0,
+        help="seconds of silence after which a client's waits are cancelled",
+    )
     serve.add_argument("--curve-secret", help="server secret certificate (enables CURVE)")
     serve.add_argument("--curve-allow", help="directory of allowed client public certificates")
     serve.set_defaults(func=_serve)

@@ -124,6 +124,7 @@ class RegistryClient:
             self._sock.curve_serverkey = curve_server_key
         self._sock.connect(endpoint)
         self.connected = threading.Event()
+        self._last_pong = time.monotonic()
         self._thread = threading.Thread(target=self._loop, name="opsreg-client-io", daemon=True)
         self._thread.start()
 
@@ -149,7 +150,7 @@ class RegistryClient:
         return self._epoch
 
     def wait_connected(self, timeout: float | None = None) -> bool:
-        """Block until the server has answered a heartbeat."""
+        """Block until the server answers heartbeats (after a restart: the new one)."""
         return self.connected.wait(self.timeout if timeout is None else timeout)
 
     # --- plumbing ---------------------------------------------------------------------------------
@@ -196,6 +197,8 @@ class RegistryClient:
                         codec.encode_request(0, self._epoch, self.registry, "ping", ())
                     )
                     next_beat = now + self.heartbeat
+                    if now - self._last_pong > 3 * self.heartbeat:
+                        self.connected.clear()  # the server went quiet
                 if now >= next_sweep:
                     self._sweep(now)
                     next_sweep = now + _SWEEP_EVERY
@@ -297,6 +300,7 @@ class RegistryClient:
         if not isinstance(epoch, str):
             return
         previous, self._epoch = self._epoch, epoch
+        self._last_pong = time.monotonic()
         self.connected.set()
         if previous and previous != epoch:
             self._server_restarted()
