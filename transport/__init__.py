@@ -15,6 +15,7 @@ The public API on one screen::
 
 import logging
 
+from transport import codec
 from transport.client import RegistryClient
 from transport.errors import Busy, FeedGap, TooLarge, Unavailable
 from transport.feed import FeedSubscriber
@@ -31,4 +32,5 @@ __all__ = [
     "ServerConfig",
     "TooLarge",
     "Unavailable",
+    "codec",
 ]

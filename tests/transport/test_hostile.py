@@ -1,0 +1,197 @@
+"""Hostile input: the server stays up, answers typed errors, and changes nothing."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import msgspec
+import pytest
+import zmq
+import zmq.auth
+
+from actors import InvalidArgument, OperationStatus
+from tests.conftest import background_spec, result_for
+from transport import (
+    Busy,
+    RegistryClient,
+    RegistryServer,
+    ServerConfig,
+    TooLarge,
+    Unavailable,
+    codec,
+)
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _state(cli: RegistryClient) -> tuple[object, ...]:
+    return (cli.list_operations(), cli.list_since(0), cli.diagnostic_snapshot())
+
+
+def _raw_dealer(endpoint: str) -> zmq.Socket[bytes]:
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVTIMEO, 10_000)
+    sock.connect(endpoint)
+    return sock
+
+
+def _reply(sock: zmq.Socket[bytes]) -> tuple[int, int, object]:
+    reply = codec.decode_reply(sock.recv())
+    return reply.req_id, reply.status, reply.payload
+
+
+FRAMES = [
+    b"",
+    b"\x00",
+    os.urandom(64),
+    b"\xc1",  # a msgpack byte that is never valid
+    msgspec.msgpack.encode([1, 7]),  # truncated envelope
+    msgspec.msgpack.encode([99, 7, "", "default", "watermark", []]),  # future version
+    msgspec.msgpack.encode([1, 7, "", "default", "no_such_method", []]),
+    msgspec.msgpack.encode([1, 7, "", "default", "complete_operation", [1, 2, 3]]),
+    msgspec.msgpack.encode([1, 7, "", "default", "report_progress", ["x", {"percent": "NaN"}]]),
+    msgspec.msgpack.encode([1, 7, "", "default", "list_since", [-1]]),
+    msgspec.msgpack.encode([1, 7, "", "default", "list_since", ["ten"]]),
+    msgspec.msgpack.encode([1, 7, "", "bad registry!", "watermark", []]),
+    msgspec.msgpack.encode([1, 7, "", "default", "register_operation", [{"id": "x"}]]),
+    # A pickle: the server must treat it as bytes it cannot read, never load it.
+    b"\x80\x04\x95\x15\x00\x00\x00\x00\x00\x00\x00\x8c\x05posix\x94\x8c\x06system\x94\x93\x94.",
+]
+
+
+def test_malformed_frames_get_error_replies_and_change_nothing(server: RegistryServer) -> None:
+    with RegistryClient(server.endpoint, timeout=10) as cli:
+        op = background_spec("victim")
+        cli.register_operation(op)
+        cli.provisioning_succeeded(op.id)
+        before = _state(cli)
+        sock = _raw_dealer(server.endpoint)
+        try:
+            for frame in FRAMES:
+                sock.send(frame)
+                _req_id, status, payload = _reply(sock)
+                assert status == codec.ERROR, frame
+                error = codec.decode_error(payload)  # type: ignore[arg-type]
+                assert isinstance(error, InvalidArgument), (frame, error)
+            # Several frames in one message are not a request either.
+            sock.send_multipart([b"a", b"b"])
+            assert _reply(sock)[1] == codec.ERROR
+        finally:
+            sock.close()
+        assert _state(cli) == before
+        cli.complete_operation(op.id, result_for(op.id))  # and it still works
+        assert cli.snapshot(op.id).status is OperationStatus.COMPLETED
+
+
+def test_oversized_frame_is_refused_with_too_large(server: RegistryServer) -> None:
+    sock = _raw_dealer(server.endpoint)
+    try:
+        big = "x" * (server.config.max_frame + 10)
+        sock.send(codec.encode_request(5, "", "default", "terminate_owner", (big,)))
+        req_id, status, payload = _reply(sock)
+        assert (req_id, status) == (5, codec.ERROR)
+        assert isinstance(codec.decode_error(payload), TooLarge)  # type: ignore[arg-type]
+    finally:
+        sock.close()
+
+
+def test_flood_beyond_the_in_flight_limit_gets_busy_and_the_server_stays_up(
+    tmp_path: Path,
+) -> None:
+    with (
+        RegistryServer(
+            ServerConfig(
+                endpoint="tcp://127.0.0.1:0",
+                feed_endpoint="tcp://127.0.0.1:0",
+                data_dir=str(tmp_path / "d"),
+                max_inflight=64,
+            )
+        ) as srv,
+        RegistryClient(srv.endpoint, timeout=30) as flood,
+        RegistryClient(srv.endpoint, timeout=30) as calm,
+    ):
+        futures = [flood.submit("list_operations") for _ in range(10_000)]
+        answered = busy = 0
+        for f in futures:
+            try:
+                f.get(timeout=60)
+                answered += 1
+            except Busy as exc:
+                assert exc.limit == 64
+                busy += 1
+        assert answered + busy == 10_000
+        assert busy > 0 and answered >= 64
+        # Another client is unaffected.
+        assert calm.watermark() == 0
+
+
+def test_requests_for_a_previous_server_are_not_executed(server: RegistryServer) -> None:
+    sock = _raw_dealer(server.endpoint)
+    try:
+        spec = background_spec("stale")
+        sock.send(
+            codec.encode_request(9, "some-older-epoch", "default", "register_operation", (spec,))
+        )
+        req_id, status, payload = _reply(sock)
+        assert (req_id, status) == (9, codec.ERROR)
+        assert isinstance(codec.decode_error(payload), Unavailable)  # type: ignore[arg-type]
+    finally:
+        sock.close()
+    with RegistryClient(server.endpoint, timeout=10) as cli:
+        assert cli.snapshot(spec.id) is None
+
+
+def test_curve_rejects_unknown_keys_and_accepts_allowed_ones(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    allowed = tmp_path / "allowed"
+    keys.mkdir()
+    allowed.mkdir()
+    server_public, server_secret = zmq.auth.create_certificates(keys, "server")
+    client_public, client_secret = zmq.auth.create_certificates(keys, "client")
+    os.rename(client_public, allowed / "client.key")
+    server_key, _ = zmq.auth.load_certificate(server_public)
+    good = zmq.auth.load_certificate(client_secret)
+    assert good[1] is not None
+    with RegistryServer(
+        ServerConfig(
+            endpoint="tcp://127.0.0.1:0",
+            feed_endpoint="tcp://127.0.0.1:0",
+            data_dir=str(tmp_path / "d"),
+            curve_secret_file=str(server_secret),
+            curve_allow_dir=str(allowed),
+        )
+    ) as srv:
+        with RegistryClient(
+            srv.endpoint, timeout=10, curve_server_key=server_key, curve_keypair=(good[0], good[1])
+        ) as ok:
+            spec = background_spec("secure")
+            ok.register_operation(spec)
+        with RegistryClient(srv.endpoint, timeout=1.0, curve_server_key=server_key) as stranger:
+            with pytest.raises(Unavailable):
+                stranger.watermark()
+            with pytest.raises(Unavailable):
+                stranger.register_operation(background_spec("intruder"))
+        with RegistryClient(srv.endpoint, timeout=1.0) as plain, pytest.raises(Unavailable):
+            plain.snapshot(spec.id)
+        with RegistryClient(
+            srv.endpoint, timeout=10, curve_server_key=server_key, curve_keypair=(good[0], good[1])
+        ) as ok:
+            assert ok.diagnostic_snapshot().operation_count == 1
+
+
+def test_ipc_endpoint_directory_is_owner_only(tmp_path: Path) -> None:
+    sock_dir = tmp_path / "sockets"
+    with RegistryServer(
+        ServerConfig(
+            endpoint=f"ipc://{sock_dir}/requests",
+            feed_endpoint=f"ipc://{sock_dir}/feed",
+            data_dir=str(tmp_path / "d"),
+        )
+    ) as srv:
+        mode = stat.S_IMODE(sock_dir.stat().st_mode)
+        assert mode == 0o700, oct(mode)
+        with RegistryClient(srv.endpoint, timeout=10) as cli:
+            assert cli.watermark() == 0
