@@ -23,6 +23,7 @@ def _serve(args: argparse.Namespace) -> int:
         data_dir=None if args.memory else args.data,
         synchronous=args.synchronous,
         max_completed=args.max_completed,
+        max_concurrent=args.max_concurrent,
         curve_secret_file=args.curve_secret,
         curve_allow_dir=args.curve_allow,
         heartbeat_interval=args.heartbeat,
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--memory", action="store_true", help="keep nothing on disk (not durable)")
     serve.add_argument("--synchronous", choices=("full", "normal"), default="full")
     serve.add_argument("--max-completed", type=int, default=256)
+    serve.add_argument("--max-concurrent", type=int, default=None)
     serve.add_argument("--heartbeat", type=float, default=1.0, help="feed heartbeat, seconds")
     serve.add_argument(
         "--client-timeout",
