@@ -121,9 +121,11 @@ def test_bad_arguments_are_typed_errors(client: RegistryClient) -> None:
 
 
 def test_bad_registry_name_is_refused(server: RegistryServer) -> None:
-    with RegistryClient(server.endpoint, registry="no spaces allowed", timeout=5) as cli:
-        with pytest.raises(InvalidArgument, match="registry name"):
-            cli.watermark()
+    with (
+        RegistryClient(server.endpoint, registry="no spaces allowed", timeout=5) as cli,
+        pytest.raises(InvalidArgument, match="registry name"),
+    ):
+        cli.watermark()
 
 
 def test_registries_are_separate(server: RegistryServer) -> None:
