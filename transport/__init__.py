@@ -20,17 +20,22 @@ from transport.client import RegistryClient
 from transport.errors import Busy, FeedGap, TooLarge, Unavailable
 from transport.feed import FeedSubscriber
 from transport.server import RegistryServer, ServerConfig
+from transport.workers import CallCancelled, CallHandle, OperationError, WorkerPool
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "Busy",
+    "CallCancelled",
+    "CallHandle",
     "FeedGap",
     "FeedSubscriber",
+    "OperationError",
     "RegistryClient",
     "RegistryServer",
     "ServerConfig",
     "TooLarge",
     "Unavailable",
+    "WorkerPool",
     "codec",
 ]

@@ -1,0 +1,156 @@
+"""WorkerPool end to end: real worker processes against a real server."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from actors import Cancelled, Completed, Failed, OperationStatus, Terminated
+from transport import RegistryClient, RegistryServer
+from transport.workers import CallCancelled, OperationError, WorkerPool
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def boom(msg: str) -> None:
+    raise ValueError(msg)
+
+
+def cooperative(started, progress) -> str:  # type: ignore[no-untyped-def]
+    progress(10.0, "started")
+    started.set()
+    pace = threading.Event()
+    while True:
+        progress(50.0, "working")  # raises CallCancelled once the call is cancelled
+        pace.wait(0.01)
+
+
+def stubborn(started) -> None:  # type: ignore[no-untyped-def]
+    started.set()
+    threading.Event().wait(3600)  # never looks at progress
+
+
+def report_pid_and_hang(pids) -> None:  # type: ignore[no-untyped-def]
+    pids.put(os.getpid())
+    threading.Event().wait(3600)
+
+
+def with_progress(progress) -> str:  # type: ignore[no-untyped-def]
+    for p in (25.0, 50.0, 100.0):
+        progress(p, f"at {p}")
+    return "ok"
+
+
+@pytest.fixture(scope="module")
+def manager() -> Iterator[Any]:
+    """Events and queues that work across the pool's worker processes."""
+    mgr = multiprocessing.Manager()
+    try:
+        yield mgr
+    finally:
+        mgr.shutdown()
+
+
+@pytest.fixture
+def pool(server: RegistryServer) -> Iterator[WorkerPool]:
+    p = WorkerPool(server.endpoint, processes=2, cancel_grace=0.5)
+    try:
+        yield p
+    finally:
+        p.shutdown()
+
+
+def test_success_and_map_ordering(pool: WorkerPool, server: RegistryServer) -> None:
+    handle = pool.submit(square, 12, display_name="square")
+    assert handle.result(timeout=60) == 144
+    snap = handle.snapshot()
+    assert snap.status is OperationStatus.COMPLETED
+    assert snap.display_name == "square"
+    assert isinstance(snap.terminal_outcome, Completed)
+    assert snap.terminal_outcome.result.content == "144"
+    assert pool.map(square, range(20), timeout=60) == [x * x for x in range(20)]
+
+
+def test_progress_is_reported_to_the_registry(pool: WorkerPool) -> None:
+    handle = pool.submit(with_progress)
+    assert handle.result(timeout=60) == "ok"
+    snap = handle.snapshot()
+    assert snap.progress_count == 3
+    assert snap.last_progress.percent == 100.0
+
+
+def test_exception_becomes_failed_with_traceback(pool: WorkerPool) -> None:
+    handle = pool.submit(boom, "bad input")
+    with pytest.raises(OperationError) as err:
+        handle.result(timeout=60)
+    outcome = err.value.outcome
+    assert isinstance(outcome, Failed)
+    assert outcome.error.startswith("ValueError: bad input")
+    assert "Traceback (most recent call last)" in outcome.error
+    assert str(err.value) == f"operation {handle.id} ended failed: ValueError: bad input"
+
+
+def test_cancel_of_a_cooperative_call(pool: WorkerPool, manager: Any) -> None:
+    started = manager.Event()
+    handle = pool.submit(cooperative, started)
+    assert started.wait(60)
+    assert handle.cancel("no longer needed") is True
+    with pytest.raises(OperationError) as err:
+        handle.result(timeout=60)
+    assert err.value.outcome == Cancelled("no longer needed")
+    assert handle.cancel("again") is False
+    assert pool.submit(square, 3).result(timeout=60) == 9
+
+
+def test_cancel_of_a_call_that_ignores_it_kills_its_worker(pool: WorkerPool, manager: Any) -> None:
+    started = manager.Event()
+    handle = pool.submit(stubborn, started)
+    assert started.wait(60)
+    assert handle.cancel("stop") is True
+    with pytest.raises(OperationError) as err:
+        handle.result(timeout=60)
+    assert err.value.outcome == Cancelled("stop")
+    assert pool.submit(square, 4).result(timeout=60) == 16
+    assert pool.replaced >= 1
+
+
+def test_kill_nine_of_a_worker_fails_its_call_and_the_pool_keeps_working(
+    pool: WorkerPool, manager: Any
+) -> None:
+    pids = manager.Queue()
+    handle = pool.submit(report_pid_and_hang, pids)
+    os.kill(pids.get(timeout=60), signal.SIGKILL)
+    with pytest.raises(OperationError) as err:
+        handle.result(timeout=60)
+    assert err.value.outcome == Failed("worker process died: SIGKILL")
+    assert pool.map(square, [1, 2, 3], timeout=60) == [1, 4, 9]
+
+
+def test_shutdown_terminates_running_calls(server: RegistryServer, manager: Any) -> None:
+    pool = WorkerPool(server.endpoint, processes=1)
+    started = manager.Event()
+    running = pool.submit(stubborn, started)
+    queued = pool.submit(square, 5)
+    assert started.wait(60)
+    pool.shutdown()
+    for handle in (running, queued):
+        with pytest.raises(OperationError) as err:
+            handle.result(timeout=30)
+        assert isinstance(err.value.outcome, Terminated)
+    with RegistryClient(server.endpoint, timeout=10) as cli:
+        assert cli.snapshot(running.id).status is OperationStatus.TERMINATED
+        assert cli.snapshot(queued.id).status is OperationStatus.TERMINATED
+
+
+def test_call_cancelled_is_importable_for_user_code() -> None:
+    assert issubclass(CallCancelled, Exception)
