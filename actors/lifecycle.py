@@ -288,6 +288,14 @@ class Lifecycle:
             pending_commit_count=self._pending,
         )
 
+    def counts(self) -> dict[tuple[str, str], int]:
+        """Retained operations by (status, kind), for metrics."""
+        out: dict[tuple[str, str], int] = {}
+        for op in self._ops.values():
+            key = (op.status.value, op.spec.kind.value)
+            out[key] = out.get(key, 0) + 1
+        return out
+
     def list_since(self, after_seq: int) -> CompletionBatch:
         if isinstance(after_seq, bool) or not isinstance(after_seq, int) or after_seq < 0:
             raise InvalidArgument(f"after_seq must be a non-negative integer, got {after_seq!r}")

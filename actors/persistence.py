@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -235,9 +236,15 @@ class PersistenceActor(pykka.ThreadingActor):
     history, and it is exactly the journal's state at the moment it is taken.
     """
 
-    def __init__(self, store: Store, compact_every: int = DEFAULT_COMPACT_EVERY) -> None:
+    def __init__(
+        self,
+        store: Store,
+        compact_every: int = DEFAULT_COMPACT_EVERY,
+        on_commit: Callable[[float, int], None] | None = None,
+    ) -> None:
         super().__init__()
         self.store = store
+        self.on_commit = on_commit
         self.compact_every = compact_every
         self.epoch_id = new_wait_request_id()
         self._buffer: list[Append | Commit] = []
@@ -289,6 +296,7 @@ class PersistenceActor(pykka.ThreadingActor):
         batch, self._buffer = self._buffer, []
         if not batch:
             return
+        started = time.perf_counter()
         try:
             seqs = self.store.write(batch)
         except Exception as exc:
@@ -303,6 +311,8 @@ class PersistenceActor(pykka.ThreadingActor):
             self._answer(batch, None, cause)
             return
         self._answer(batch, seqs, None)
+        if self.on_commit is not None:
+            self.on_commit(time.perf_counter() - started, sum(len(m.records) for m in batch))
         self._feed_mirrors(batch, seqs)
 
     def _feed_mirrors(

@@ -413,6 +413,9 @@ class RegistryActor(pykka.ThreadingActor):
     def _do_watermark(self, reply: Any) -> int:
         return self.lc.watermark
 
+    def _do_operation_counts(self, reply: Any) -> dict[tuple[str, str], int]:
+        return self.lc.counts()
+
     # --- futures ----------------------------------------------------------------------------------
 
     def _do_register_watcher(self, reply: Any, op_id: Any) -> OpsFuture[Outcome]:

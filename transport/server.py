@@ -43,6 +43,7 @@ from actors.sqlite_store import SqliteStore
 from transport import codec
 from transport._outbox import Outbox
 from transport.errors import Busy, TooLarge, Unavailable
+from transport.metrics import ServerMetrics
 
 __all__ = ["RegistryServer", "ServerConfig"]
 
@@ -73,6 +74,8 @@ class ServerConfig:
     curve_secret_file: str | None = None
     #: directory of allowed client public certificates
     curve_allow_dir: str | None = None
+    #: ``HOST:PORT`` for a Prometheus ``/metrics`` endpoint (None: no metrics)
+    metrics: str | None = None
 
 
 @dataclass
@@ -86,13 +89,16 @@ class _Client:
 class _Sink:
     """Where an actor puts one call's answer; duck-types the reply future the actor expects."""
 
-    __slots__ = ("_done", "identity", "method", "outbox", "req_id")
+    __slots__ = ("_done", "identity", "method", "outbox", "registry", "req_id")
 
-    def __init__(self, outbox: Outbox, identity: bytes, req_id: int, method: str) -> None:
+    def __init__(
+        self, outbox: Outbox, identity: bytes, req_id: int, method: str, registry: str
+    ) -> None:
         self.outbox = outbox
         self.identity = identity
         self.req_id = req_id
         self.method = method
+        self.registry = registry
         self._done = False
 
     def done(self) -> bool:
@@ -100,12 +106,16 @@ class _Sink:
 
     def set(self, value: Any = None) -> None:
         self._done = True
-        self.outbox.put(("reply", self.identity, self.req_id, self.method, codec.OK, value))
+        self.outbox.put(
+            ("reply", self.identity, self.req_id, self.method, codec.OK, value, self.registry)
+        )
 
     def set_exception(self, exc: Any = None) -> None:
         self._done = True
         error = exc[1] if isinstance(exc, tuple) else exc
-        self.outbox.put(("reply", self.identity, self.req_id, self.method, codec.ERROR, error))
+        self.outbox.put(
+            ("reply", self.identity, self.req_id, self.method, codec.ERROR, error, self.registry)
+        )
 
 
 def _prepare_endpoint(endpoint: str) -> str:
@@ -155,17 +165,25 @@ class RegistryServer:
         self._router: zmq.Socket[bytes] | None = None
         self._pub: zmq.Socket[bytes] | None = None
         self._registry_lock = threading.Lock()
+        self.metrics: ServerMetrics | None = None
+        self.metrics_address = ""
 
     # --- life cycle --------------------------------------------------------------------------
 
     def start(self) -> RegistryServer:
         cfg = self.config
         try:
+            on_commit = None
+            if cfg.metrics is not None:
+                self.metrics = ServerMetrics(self._operation_counts)
+                on_commit = self.metrics.observe_commit
             if cfg.data_dir is not None:
                 store = SqliteStore(cfg.data_dir, cfg.synchronous)
-                self._persistence = PersistenceActor.start(store, cfg.compact_every)
+                self._persistence = PersistenceActor.start(store, cfg.compact_every, on_commit)
                 self._persistence.ask(("open",))
             self._bind()
+            if self.metrics is not None and cfg.metrics is not None:
+                self.metrics_address = self.metrics.serve(cfg.metrics)
         except BaseException:
             self._teardown()
             raise
@@ -212,7 +230,15 @@ class RegistryServer:
             self._thread = None
         self._teardown()
 
+    def _operation_counts(self) -> dict[str, dict[tuple[str, str], int]]:
+        futures = {
+            name: reg.call_async("operation_counts") for name, reg in list(self.registries.items())
+        }
+        return {name: f.get(timeout=10) for name, f in futures.items()}
+
     def _teardown(self) -> None:
+        if self.metrics is not None:
+            self.metrics.close()
         for reg in list(self.registries.values()):
             with contextlib.suppress(Exception):
                 reg.stop()
@@ -387,12 +413,14 @@ class RegistryServer:
             )
             return
         client.inflight += 1
-        sink = _Sink(self.outbox, identity, req.req_id, req.method)
+        sink = _Sink(self.outbox, identity, req.req_id, req.method, reg.name)
         batches.setdefault(reg.name, []).append(Call(req.method, args, sink))  # type: ignore[arg-type]
 
     def _reply_error(
         self, router: zmq.Socket[bytes], identity: bytes, req_id: int, exc: OpsLifecycleError
     ) -> None:
+        if self.metrics is not None:
+            self.metrics.rejected.labels(type(exc).__name__).inc()
         frame = codec.encode_reply(req_id, codec.ERROR, codec.encode_error(exc))
         with contextlib.suppress(zmq.ZMQError):
             router.send_multipart([identity, frame], zmq.NOBLOCK)
@@ -408,6 +436,8 @@ class RegistryServer:
                 name, entries = item[1], item[2]
                 mark = entries[-1].seq
                 self.watermarks[name] = mark
+                if self.metrics is not None:
+                    self.metrics.watermark.labels(name).set(mark)
                 frame = codec.encode_feed("entries", mark, 0, entries)
                 pub.send_multipart([codec.topic(name), frame])
 
@@ -419,10 +449,17 @@ class RegistryServer:
         method: str,
         status: int,
         value: Any,
+        registry: str,
     ) -> None:
         client = self.clients.get(identity)
         if client is not None:
             client.inflight -= 1
+        metrics = self.metrics
+        if metrics is not None:
+            if status == codec.OK:
+                metrics.transitions.labels(registry, method).inc()
+            else:
+                metrics.rejected.labels(type(value).__name__).inc()
         if status == codec.OK and isinstance(value, OpsFuture):
             frame = codec.encode_reply(req_id, codec.ACCEPTED, None)
             if client is not None and not value.done():
@@ -466,6 +503,8 @@ class RegistryServer:
         for name in list(self.registries):
             frame = codec.encode_feed("heartbeat", self.watermarks.get(name, 0), 0, [])
             pub.send_multipart([codec.topic(name), frame])
+        if self.metrics is not None:
+            self.metrics.clients.set(len(self.clients))
         deadline = now - self.config.client_timeout
         for identity, client in list(self.clients.items()):
             if client.last_seen < deadline:
