@@ -176,6 +176,7 @@ class RegistryServer:
             on_commit = None
             if cfg.metrics is not None:
                 self.metrics = ServerMetrics(self._operation_counts)
+                self.metrics.clients.set_function(lambda: len(self.clients))
                 on_commit = self.metrics.observe_commit
             if cfg.data_dir is not None:
                 store = SqliteStore(cfg.data_dir, cfg.synchronous)
@@ -503,8 +504,6 @@ class RegistryServer:
         for name in list(self.registries):
             frame = codec.encode_feed("heartbeat", self.watermarks.get(name, 0), 0, [])
             pub.send_multipart([codec.topic(name), frame])
-        if self.metrics is not None:
-            self.metrics.clients.set(len(self.clients))
         deadline = now - self.config.client_timeout
         for identity, client in list(self.clients.items()):
             if client.last_seen < deadline:
