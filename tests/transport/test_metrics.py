@@ -63,5 +63,5 @@ def test_metrics_show_the_workload(tmp_path: Path) -> None:
         assert _value(m, "opsreg_rejected_calls_total", error="InvalidTransition") == 1
         assert _value(m, "opsreg_feed_watermark", registry="default") == 9
         assert _value(m, "opsreg_journal_commit_seconds_count") >= 1
-        assert _value(m, "opsreg_journal_batch_records_sum") >= 9 + 20
+        assert _value(m, "opsreg_journal_batch_records_sum") >= 9  # every terminal is committed
         assert _value(m, "opsreg_connected_clients") >= 1
