@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 import unicodedata
 import uuid
 from typing import Any, ClassVar, TypeVar
@@ -72,6 +73,8 @@ class OperationId(str):
     def __new__(cls, value: object) -> OperationId:
         if type(value) is cls:
             return value
+        if type(value) is str and _CANONICAL_UUID.fullmatch(value):
+            return str.__new__(cls, value)  # already the canonical text: no re-parse
         if isinstance(value, uuid.UUID):
             return str.__new__(cls, str(value))
         if not isinstance(value, str):
@@ -89,6 +92,9 @@ class OperationId(str):
 
     def __repr__(self) -> str:
         return f"OperationId({str.__repr__(self)})"
+
+
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def new_wait_request_id() -> str:
