@@ -618,7 +618,15 @@ class OpsRegistry:
         _text(registry, "registry")
         recovered = cast(Recovered, persistence_ref.ask(("recover", registry)))
         live = fold_recovered(recovered, max_completed, max_concurrent)
-        mirror = fold_recovered(recovered, max_completed, max_concurrent)
+        # The persistence actor's replica starts from the same state; copying it costs
+        # O(retained), replaying the journal a second time would cost O(journal).
+        mirror = Lifecycle.from_persisted(
+            live.to_persisted(""),
+            keep_non_terminal=True,
+            max_completed=max_completed,
+            max_concurrent=max_concurrent,
+            override_limits=True,
+        )
         persistence_ref.ask(("attach", registry, mirror))
         epoch = recovered.snapshot.epoch_id if recovered.snapshot is not None else None
         ref = RegistryActor.start(live, registry, persistence_ref, now_ms, epoch, on_entries)
