@@ -97,6 +97,7 @@ class RegistryClient:
         curve_server_key: bytes | None = None,
         curve_keypair: tuple[bytes, bytes] | None = None,
         context: zmq.Context[Any] | None = None,
+        direct: bool = True,
     ) -> None:
         self.endpoint = endpoint
         self.registry = registry
@@ -110,23 +111,34 @@ class RegistryClient:
         self._epoch = ""
         self._pending: dict[int, _Pending] = {}
         self._closed = False
-        self._sock = self._ctx.socket(zmq.DEALER)
-        self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.setsockopt(zmq.ROUTING_ID, b"c" + os.urandom(15))
-        self._sock.setsockopt(zmq.SNDHWM, 100_000)
-        self._sock.setsockopt(zmq.RCVHWM, 100_000)
-        self._sock.setsockopt(zmq.RECONNECT_IVL, 50)
-        self._sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+        self.direct = direct
+        self._curve = None
         if curve_server_key is not None:
-            public, secret = curve_keypair or zmq.curve_keypair()
-            self._sock.curve_publickey = public
-            self._sock.curve_secretkey = secret
-            self._sock.curve_serverkey = curve_server_key
-        self._sock.connect(endpoint)
+            self._curve = (curve_server_key, curve_keypair or zmq.curve_keypair())
+        self._sock = self._new_socket()
+        self._local = threading.local()
+        self._direct_socks: list[zmq.Socket[bytes]] = []
+        self._direct_lock = threading.Lock()
         self.connected = threading.Event()
         self._last_pong = time.monotonic()
         self._thread = threading.Thread(target=self._loop, name="opsreg-client-io", daemon=True)
         self._thread.start()
+
+    def _new_socket(self) -> zmq.Socket[bytes]:
+        sock: zmq.Socket[bytes] = self._ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.ROUTING_ID, b"c" + os.urandom(15))
+        sock.setsockopt(zmq.SNDHWM, 100_000)
+        sock.setsockopt(zmq.RCVHWM, 100_000)
+        sock.setsockopt(zmq.RECONNECT_IVL, 50)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+        if self._curve is not None:
+            server_key, (public, secret) = self._curve
+            sock.curve_publickey = public
+            sock.curve_secretkey = secret
+            sock.curve_serverkey = server_key
+        sock.connect(self.endpoint)
+        return sock
 
     # --- life cycle -----------------------------------------------------------------------------
 
@@ -137,6 +149,10 @@ class RegistryClient:
         self._outbox.put(("close",))
         self._thread.join(timeout=10)
         self._outbox.close()
+        with self._direct_lock:
+            socks, self._direct_socks = self._direct_socks, []
+        for sock in socks:
+            sock.close(linger=0)
 
     def __enter__(self) -> RegistryClient:
         return self
@@ -171,6 +187,8 @@ class RegistryClient:
         return first
 
     def _call(self, method: str, *args: Any) -> Any:
+        if self.direct and method not in codec.FUTURE_METHODS:
+            return self._direct_call(method, args)
         first = self.submit(method, *args)
         try:
             return first.get(timeout=self.timeout)
@@ -179,6 +197,57 @@ class RegistryClient:
             raise Unavailable(
                 f"no answer to {method} from {self.endpoint} within {self.timeout}s{maybe}"
             ) from None
+
+    def _direct_call(self, method: str, args: tuple[Any, ...]) -> Any:
+        """A plain call on this thread's own socket: no hand-off to the I/O thread.
+
+        Each calling thread gets a DEALER of its own (sockets are never shared
+        between threads), so a synchronous call costs one send and one receive
+        here. Replies are matched by request id; a late reply to an earlier call
+        that timed out is discarded.
+        """
+        if self._closed:
+            raise Unavailable("client is closed")
+        sock: zmq.Socket[bytes] | None = getattr(self._local, "sock", None)
+        if sock is None:
+            sock = self._new_socket()
+            with self._direct_lock:
+                self._direct_socks.append(sock)
+            self._local.sock = sock
+        req_id = next(self._ids)
+        try:
+            frame = codec.encode_request(req_id, self._epoch, self.registry, method, args)
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgument(f"{method}: cannot encode arguments: {exc}") from None
+        if len(frame) > self.max_frame:
+            raise TooLarge(len(frame), self.max_frame)
+        deadline = time.monotonic() + self.timeout
+        maybe = "; it may or may not have happened" if method in codec.MUTATING else ""
+        try:
+            sock.send(frame, zmq.NOBLOCK)
+        except zmq.Again:
+            # No connected peer to queue for (e.g. a refused CURVE handshake): wait for one.
+            if not sock.poll(max(1, int(self.timeout * 1000)), zmq.POLLOUT):
+                raise Unavailable(f"cannot reach {self.endpoint} to send {method}") from None
+            sock.send(frame, zmq.NOBLOCK)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not sock.poll(max(1, int(remaining * 1000)), zmq.POLLIN):
+                raise Unavailable(
+                    f"no answer to {method} from {self.endpoint} within {self.timeout}s{maybe}"
+                )
+            try:
+                reply = codec.decode_reply(sock.recv())
+            except Exception:
+                continue  # unreadable: keep waiting for ours
+            if reply.req_id != req_id:
+                continue  # the answer to an earlier call that gave up waiting
+            if reply.status == codec.OK:
+                return codec.decode_value(method, reply.payload)
+            error = codec.decode_error(reply.payload)
+            if isinstance(error, Unavailable):
+                self._outbox.put(("ping",))  # learn the new server's epoch at once
+            raise error
 
     # --- the I/O thread -----------------------------------------------------------------------------
 
@@ -218,6 +287,9 @@ class RegistryClient:
         for item in self._outbox.drain():
             if item[0] == "close":
                 return False
+            if item[0] == "ping":
+                self._send_frame(codec.encode_request(0, self._epoch, self.registry, "ping", ()))
+                continue
             self._send(item[1])
         return True
 

@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,7 +140,7 @@ def run_demo(
                 watched = {h.id: cli.register_watcher(h.id) for h in handles[::10]}
                 resolved_at: dict[OperationId, float] = {}
                 for op, fut in watched.items():
-                    fut.add_done_callback(lambda _f, op=op: resolved_at.setdefault(op, time.time()))
+                    fut.add_done_callback(_stamp(resolved_at, op))
                 for h in rng.sample(handles, max(1, len(handles) // 25)):
                     h.cancel("the demo changed its mind")
                 for h in handles:
@@ -162,6 +163,13 @@ def run_demo(
             report.feed_entries = len(seen)
             report.feed_in_order = seen == list(range(1, len(seen) + 1)) and len(seen) == total
     return report
+
+
+def _stamp(times: dict[OperationId, float], op: OperationId) -> Callable[[Any], None]:
+    def stamp(_: Any) -> None:
+        times.setdefault(op, time.time())
+
+    return stamp
 
 
 def _retire_a_few(cli: RegistryClient, count: int) -> list[OperationId]:
