@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run example test lint bench clean
+.PHONY: run example demo test lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ run: $(STAMP)
 
 example: $(STAMP)
 	$(BIN)/opsreg example
+
+demo: $(STAMP)
+	$(BIN)/opsreg demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

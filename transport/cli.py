@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
 import logging
 import os
 import queue
@@ -673,6 +674,7 @@ def _serve(args: argparse.Namespace) -> int:
         curve_allow_dir=args.curve_allow,
         heartbeat_interval=args.heartbeat,
         client_timeout=args.client_timeout,
+        metrics=args.metrics,
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -686,9 +688,10 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"opsreg serve: cannot start: {exc}", file=sys.stderr)
         return 1
     where = "memory (not durable)" if config.data_dir is None else os.path.abspath(config.data_dir)
+    metrics = f", metrics on http://{server.metrics_address}/metrics" if args.metrics else ""
     print(
         f"opsreg serving requests on {server.endpoint}, feed on {server.feed_endpoint}, "
-        f"data in {where}",
+        f"data in {where}{metrics}",
         flush=True,
     )
     try:
@@ -697,6 +700,76 @@ def _serve(args: argparse.Namespace) -> int:
         server.stop()
     print("opsreg stopped cleanly", flush=True)
     return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """A server, a 4-process pool and a subscriber; a live progress bar, then a summary."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from rich.table import Table
+
+    from transport.demo import run_demo
+
+    console = Console(stderr=args.json)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=args.json,
+    ) as bar:
+        task = bar.add_task("completions on the feed", total=args.operations)
+        report = run_demo(
+            args.operations,
+            args.processes,
+            on_progress=lambda done, total: bar.update(task, completed=done),
+        )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "operations": report.operations,
+                    "outcomes": dict(report.outcomes),
+                    "seconds": round(report.seconds, 3),
+                    "throughput_per_s": round(report.throughput, 1),
+                    "watcher_latency_ms": {
+                        "p50": report.latency(0.5),
+                        "p99": report.latency(0.99),
+                    },
+                    "feed_entries": report.feed_entries,
+                    "feed_in_order": report.feed_in_order,
+                    "wait_all_members": report.wait_all_members,
+                }
+            )
+        )
+    else:
+        table = Table(title="opsreg demo")
+        table.add_column("measure")
+        table.add_column("value", justify="right")
+        for name, value in report.rows():
+            table.add_row(name, value)
+        console.print(table)
+    return EXIT_OK if report.feed_in_order else EXIT_FAILED
+
+
+def _bench(args: argparse.Namespace) -> int:
+    """Run every benchmark script in ``bench/`` (a source checkout) and print its JSON line."""
+    import subprocess
+
+    bench_dir = Path(__file__).resolve().parents[1] / "bench"
+    scripts = sorted(p for p in bench_dir.glob("*.py") if not p.name.startswith("_"))
+    if not scripts:
+        raise _Fail(
+            EXIT_FAILED, f"no benchmarks found in {bench_dir} (they live in a source checkout)"
+        )
+    code = EXIT_OK
+    for script in scripts:
+        cmd = [sys.executable, str(script), *(["--quick"] if args.quick else [])]
+        print(f"# {script.name}", file=sys.stderr, flush=True)
+        done = subprocess.run(cmd, cwd=bench_dir.parent, check=False)
+        code = code or (EXIT_FAILED if done.returncode else EXIT_OK)
+    return code
 
 
 def _example(_: argparse.Namespace) -> int:
@@ -740,7 +813,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--curve-secret", help="server secret certificate (enables CURVE)")
     serve.add_argument("--curve-allow", help="directory of allowed client public certificates")
+    serve.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus /metrics there")
     serve.set_defaults(func=_serve)
+
+    demo = sub.add_parser("demo", help="server, worker pool and subscriber in one command")
+    demo.add_argument("--operations", type=int, default=2000)
+    demo.add_argument("--processes", type=int, default=4)
+    demo.add_argument("--json", action="store_true", help="print the summary as JSON")
+    demo.set_defaults(func=_demo)
+
+    bench = sub.add_parser("bench", help="run the benchmarks in bench/ (source checkout)")
+    bench.add_argument("--quick", action="store_true", help="small sizes, under a minute each")
+    bench.set_defaults(func=_bench)
 
     ex = sub.add_parser("example", help="run a short in-process example and print the feed")
     ex.set_defaults(func=_example)
@@ -889,7 +973,7 @@ def main(argv: list[str] | None = None) -> int:
     from transport.errors import Unavailable
 
     args = _parser().parse_args(argv)
-    if args.command in ("serve", "example"):
+    if args.command in ("serve", "example", "demo", "bench"):
         return int(args.func(args))
     _quiet_logging()
     try:

@@ -423,3 +423,21 @@ def test_keys_creates_certificates_that_a_curve_server_accepts(tmp_path: Path) -
         _one_error_line(proc, "unavailable")
     finally:
         assert sp.stop() == 0
+
+
+@pytest.mark.timeout(120)
+def test_demo_runs_to_completion_at_a_reduced_size() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "transport.cli", "demo", "--operations", "200", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["operations"] == 200
+    assert sum(summary["outcomes"].values()) == 200
+    assert summary["feed_in_order"] is True and summary["feed_entries"] == 200
+    assert summary["wait_all_members"] == 50
+    assert set(summary["outcomes"]) <= {"completed", "failed", "cancelled", "retired"}
