@@ -258,8 +258,11 @@ class PersistenceActor(pykka.ThreadingActor):
             self._flush_scheduled = False
             self._flush()
             return None
-        if isinstance(message, Append | Commit):
-            self._buffer.append(message)
+        if isinstance(message, Append | Commit | list):
+            if isinstance(message, list):
+                self._buffer.extend(message)  # one registry message's records, in order
+            else:
+                self._buffer.append(message)
             if not self._flush_scheduled:
                 self._flush_scheduled = True
                 self.actor_ref.tell(_FLUSH)

@@ -155,6 +155,8 @@ class RegistryActor(pykka.ThreadingActor):
         self.barrier: tuple[str, weakref.ref[OpsFuture[WaitAllResult]]] | None = None
         self.advance_waiters: list[tuple[int, OpsFuture[int]]] = []
         self.inflight: dict[int, tuple[list[OperationId], OpsFuture[Any] | None]] = {}
+        #: journal messages produced while handling the current mailbox message
+        self.outgoing: list[Append | Commit] = []
         self.next_token = 0
         self.handlers: dict[str, Callable[..., Any]] = {
             name[4:]: getattr(self, name) for name in dir(self) if name.startswith("_do_")
@@ -173,6 +175,24 @@ class RegistryActor(pykka.ThreadingActor):
             self._on_durable(message)
         else:
             log.warning("registry %s ignored unknown message %r", self.name, type(message))
+        if self.outgoing:
+            self._ship()
+
+    def _ship(self) -> None:
+        """Hand everything this message produced for the journal to persistence, in one hop."""
+        outgoing, self.outgoing = self.outgoing, []
+        assert self.persistence is not None
+        try:
+            self.persistence.tell(outgoing if len(outgoing) > 1 else outgoing[0])
+        except pykka.ActorDeadError:
+            failure = Internal("persistence actor is not running")
+            for msg in outgoing:
+                if isinstance(msg, Commit):
+                    ids, reply = self.inflight.pop(msg.token)
+                    for op_id in ids:
+                        self.lc.rollback_terminal(op_id)
+                    if reply is not None and not reply.done():
+                        reply.set_exception(failure)
 
     def _dispatch(self, call: Call) -> None:
         reply = call.reply
@@ -218,7 +238,7 @@ class RegistryActor(pykka.ThreadingActor):
 
     def _journal(self, record: Any) -> None:
         if self.persistence is not None:
-            self.persistence.tell(Append(self.name, (record,)))
+            self.outgoing.append(Append(self.name, (record,)))
 
     def _watcher_counts(self) -> dict[OperationId, int]:
         return {i: len(fs) for i, fs in self.watchers.items() if fs}
@@ -239,13 +259,7 @@ class RegistryActor(pykka.ThreadingActor):
             return None
         token = self.next_token = self.next_token + 1
         self.inflight[token] = (ids, reply)
-        try:
-            self.persistence.tell(Commit(self.name, token, tuple(records), self.actor_ref))
-        except pykka.ActorDeadError:
-            del self.inflight[token]
-            for op_id in ids:
-                self.lc.rollback_terminal(op_id)
-            raise Internal("persistence actor is not running") from None
+        self.outgoing.append(Commit(self.name, token, tuple(records), self.actor_ref))
         return _DEFER
 
     def _on_durable(self, message: Durable) -> None:
