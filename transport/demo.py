@@ -124,23 +124,30 @@ def run_demo(
             ):
                 retired = _retire_a_few(cli, max(1, operations // 200))
                 handles = []
+                watched: dict[OperationId, Any] = {}
+                resolved_at: dict[OperationId, float] = {}
+                barrier = None
                 for i in range(operations - len(retired)):
                     fail = rng.random() < 0.08
-                    handles.append(
-                        pool.submit(
-                            demo_task,
-                            rng.uniform(0.0, 4.0),
-                            rng.randint(1, 4),
-                            fail,
-                            display_name=f"task-{i:04}",
-                        )
+                    handle = pool.submit(
+                        demo_task,
+                        rng.uniform(0.0, 4.0),
+                        rng.randint(1, 4),
+                        fail,
+                        display_name=f"task-{i:04}",
                     )
-                batch = [h.id for h in handles[:50]]
-                barrier = cli.wait_all("demo-batch", batch)
-                watched = {h.id: cli.register_watcher(h.id) for h in handles[::10]}
-                resolved_at: dict[OperationId, float] = {}
-                for op, fut in watched.items():
-                    fut.add_done_callback(_stamp(resolved_at, op))
+                    handles.append(handle)
+                    if i % 10 == 0:
+                        # Watch every tenth while it is still queued; a watcher that comes
+                        # back already resolved measures nothing and is left out.
+                        fut = cli.register_watcher(handle.id)
+                        if not fut.done():
+                            watched[handle.id] = fut
+                            fut.add_done_callback(_stamp(resolved_at, handle.id))
+                    if i == 49:
+                        barrier = cli.wait_all("demo-batch", [h.id for h in handles])
+                if barrier is None:
+                    barrier = cli.wait_all("demo-batch", [h.id for h in handles])
                 for h in rng.sample(handles, max(1, len(handles) // 25)):
                     h.cancel("the demo changed its mind")
                 for h in handles:
