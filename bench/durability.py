@@ -88,14 +88,14 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Protocol
 
 import pykka
+from _common import Ops, Work, log, make_ops, ratio, run_threads, split, summary
 
-from actors import OperationId, OperationKind, OperationResult, OperationSpec, OpsRegistry
+from actors import OperationId, OperationResult, OperationSpec, OpsRegistry
 from actors.lifecycle import Lifecycle
 from actors.model import Completed, PersistedOpsSnapshot, decode, encode
 from actors.persistence import Append, Commit
@@ -120,60 +120,6 @@ RECOVERY_RETAINED = 10_000
 RECOVERY_LIFECYCLES = 33_334  # x 3 records = 100,002 journal records after the snapshot
 RECOVERY_BATCH = 1_000  # lifecycles per build transaction (3,000 rows)
 REGISTRY = "default"
-
-Work = Callable[[], None]
-Ops = list[tuple[OperationSpec, OperationResult]]
-
-
-def log(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-def split(total: int, parts: int) -> list[int]:
-    base, extra = divmod(total, parts)
-    return [base + (1 if i < extra else 0) for i in range(parts)]
-
-
-def run_threads(works: list[Work]) -> float:
-    """Run each work item in its own thread from a common start; seconds until all are done."""
-    start = threading.Barrier(len(works) + 1)
-    errors: list[BaseException] = []
-
-    def body(work: Work) -> None:
-        try:
-            start.wait()
-            work()
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=body, args=(w,), daemon=True) for w in works]
-    for t in threads:
-        t.start()
-    start.wait()
-    t0 = time.perf_counter()
-    for t in threads:
-        t.join(JOIN_TIMEOUT)
-    elapsed = time.perf_counter() - t0
-    if errors:
-        raise errors[0]
-    if any(t.is_alive() for t in threads):
-        raise RuntimeError(f"benchmark thread still running after {JOIN_TIMEOUT}s")
-    return elapsed
-
-
-def make_ops(count: int, owner: str) -> Ops:
-    ops = []
-    for _ in range(count):
-        op_id = OperationId.new()
-        spec = OperationSpec(
-            id=op_id,
-            kind=OperationKind.BACKGROUND_TOOL_OP,
-            owner_session_id=owner,
-            display_name="bench",
-            source_label="bench",
-        )
-        ops.append((spec, OperationResult(id=op_id, content="ok")))
-    return ops
 
 
 class Driver(Protocol):
@@ -265,7 +211,7 @@ def time_lifecycles(kind: str, n: int, threads: int, root: Path) -> tuple[float,
                 lifecycle_work(naive.reg, prefill)()  # retained state only, see module doc
                 naive.persist()
                 gc.collect()
-                elapsed = run_threads([lifecycle_work(naive, ops) for ops in batches])
+                elapsed = run_threads([lifecycle_work(naive, ops) for ops in batches], JOIN_TIMEOUT)
                 check(naive.reg.watermark(), expected, kind)
                 check(naive.stored_watermark(), expected, f"{kind} (stored snapshot)")
                 if naive.writes != n + 1:
@@ -284,7 +230,7 @@ def time_lifecycles(kind: str, n: int, threads: int, root: Path) -> tuple[float,
             store = reg.store
             before = getattr(store, "commits", 0)
             gc.collect()
-            elapsed = run_threads([lifecycle_work(reg, ops) for ops in batches])
+            elapsed = run_threads([lifecycle_work(reg, ops) for ops in batches], JOIN_TIMEOUT)
             check(reg.watermark(), expected, kind)
             if isinstance(store, SqliteStore):
                 commits = (store.commits - before) / n
@@ -400,22 +346,6 @@ def recovery_breakdown(data_dir: Path) -> dict[str, float]:
 
 
 # --- report ------------------------------------------------------------------------------------
-
-
-def summary(values: list[float], digits: int = 1) -> dict[str, float]:
-    return {
-        "median": round(statistics.median(values), digits),
-        "min": round(min(values), digits),
-        "max": round(max(values), digits),
-    }
-
-
-def ratio(num: list[float], den: list[float]) -> dict[str, Any]:
-    paired = [a / b for a, b in zip(num, den, strict=True)]
-    return {
-        "of_medians": round(statistics.median(num) / statistics.median(den), 4),
-        "paired": summary(paired, 4),
-    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,15 +59,14 @@ import os
 import platform
 import statistics
 import sys
-import threading
 import time
-from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import pykka
+from _common import Work, log, make_ops, run_threads, split, summary
 
-from actors import OperationId, OperationKind, OperationResult, OperationSpec, OpsRegistry
+from actors import OperationResult, OperationSpec, OpsRegistry
 
 MAX_COMPLETED = 256
 THREAD_COUNTS = (1, 4)
@@ -78,65 +77,12 @@ DEFAULT_REPEAT = 5
 WARMUP_N = 400
 JOIN_TIMEOUT = 300.0
 
-Work = Callable[[], None]
-
-
-def log(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
 
 class NullActor(pykka.ThreadingActor):
     """Answers every message with ``None`` at once."""
 
     def on_receive(self, message: Any) -> Any:
         return None
-
-
-def split(total: int, parts: int) -> list[int]:
-    base, extra = divmod(total, parts)
-    return [base + (1 if i < extra else 0) for i in range(parts)]
-
-
-def run_threads(works: list[Work]) -> float:
-    """Run each work item in its own thread from a common start; seconds until all are done."""
-    start = threading.Barrier(len(works) + 1)
-    errors: list[BaseException] = []
-
-    def body(work: Work) -> None:
-        try:
-            start.wait()
-            work()
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=body, args=(w,), daemon=True) for w in works]
-    for t in threads:
-        t.start()
-    start.wait()
-    t0 = time.perf_counter()
-    for t in threads:
-        t.join(JOIN_TIMEOUT)
-    elapsed = time.perf_counter() - t0
-    if errors:
-        raise errors[0]
-    if any(t.is_alive() for t in threads):
-        raise RuntimeError(f"benchmark thread still running after {JOIN_TIMEOUT}s")
-    return elapsed
-
-
-def make_ops(count: int, owner: str) -> list[tuple[OperationSpec, OperationResult]]:
-    ops = []
-    for _ in range(count):
-        op_id = OperationId.new()
-        spec = OperationSpec(
-            id=op_id,
-            kind=OperationKind.BACKGROUND_TOOL_OP,
-            owner_session_id=owner,
-            display_name="bench",
-            source_label="bench",
-        )
-        ops.append((spec, OperationResult(id=op_id, content="ok")))
-    return ops
 
 
 def lifecycle_work(reg: OpsRegistry, ops: list[tuple[OperationSpec, OperationResult]]) -> Work:
@@ -161,7 +107,7 @@ def time_lifecycles(store: bool, n: int, threads: int) -> float:
     try:
         batches = [make_ops(k, f"bench-{i}") for i, k in enumerate(split(n, threads))]
         gc.collect()
-        elapsed = run_threads([lifecycle_work(reg, ops) for ops in batches])
+        elapsed = run_threads([lifecycle_work(reg, ops) for ops in batches], JOIN_TIMEOUT)
         mark = reg.watermark()
         if mark != n:
             raise RuntimeError(f"expected {n} completions in the feed, watermark is {mark}")
@@ -185,7 +131,7 @@ def time_raw(asks: int, threads: int) -> float:
     ref = NullActor.start()
     try:
         gc.collect()
-        elapsed = run_threads([ask_work(ref, k) for k in split(asks, threads)])
+        elapsed = run_threads([ask_work(ref, k) for k in split(asks, threads)], JOIN_TIMEOUT)
     finally:
         ref.stop()
     return asks / elapsed
@@ -196,14 +142,6 @@ def run_scenario(kind: str, n: int, threads: int) -> float:
     if kind == "raw":
         return time_raw(CALLS_PER_LIFECYCLE * n, threads)
     return time_lifecycles(kind == "memory_store", n, threads)
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {
-        "median": round(statistics.median(values), 1),
-        "min": round(min(values), 1),
-        "max": round(max(values), 1),
-    }
 
 
 def main(argv: list[str] | None = None) -> int:

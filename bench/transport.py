@@ -116,6 +116,9 @@ import os
 import sys
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, _HERE)  # for _common (spawned workers re-run this too)
+from _common import log, make_ops, split, summary
+
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
 import argparse
@@ -149,7 +152,7 @@ import msgspec
 import pykka
 import zmq
 
-from actors import OperationId, OperationKind, OperationResult, OperationSpec
+from actors import OperationId, OperationResult, OperationSpec
 from transport import codec
 from transport.client import RegistryClient
 from transport.errors import FeedGap
@@ -181,10 +184,6 @@ OK, ERROR, ACCEPTED = 0, 1, 2
 RAW_EPOCH: Final = "0" * 36  # opsreg's epochs are 36-character UUIDs
 
 
-def log(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
 def now_ns() -> int:
     """CLOCK_MONOTONIC: one clock for every process on the machine (Linux)."""
     return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
@@ -197,21 +196,6 @@ def die_with_parent() -> None:
 
 
 # --- operations -----------------------------------------------------------------------------
-
-
-def make_ops(count: int, owner: str) -> list[tuple[OperationSpec, OperationResult]]:
-    ops = []
-    for _ in range(count):
-        op_id = OperationId.new()
-        spec = OperationSpec(
-            id=op_id,
-            kind=OperationKind.BACKGROUND_TOOL_OP,
-            owner_session_id=owner,
-            display_name="bench",
-            source_label="bench",
-        )
-        ops.append((spec, OperationResult(id=op_id, content="ok")))
-    return ops
 
 
 def raw_ops(count: int, owner: str) -> list[tuple[str, Any, Any]]:
@@ -948,11 +932,6 @@ def raw_server(log_dir: str) -> ServerProcess:
 # --- scenarios ---------------------------------------------------------------------------------------
 
 
-def split(total: int, parts: int) -> list[int]:
-    base, extra = divmod(total, parts)
-    return [base + (1 if i < extra else 0) for i in range(parts)]
-
-
 class Spy:
     """``py-spy record`` attached to a server for one timed phase (``--py-spy DIR``)."""
 
@@ -1175,14 +1154,6 @@ def latencies(prober: dict[str, Any], watcher: dict[str, Any]) -> dict[str, list
 
 
 # --- statistics and output ------------------------------------------------------------------------
-
-
-def summary(values: list[float], digits: int = 1) -> dict[str, float]:
-    return {
-        "median": round(statistics.median(values), digits),
-        "min": round(min(values), digits),
-        "max": round(max(values), digits),
-    }
 
 
 def percentile(ordered: list[int], q: float) -> int:
