@@ -151,3 +151,33 @@ def test_server_kill_nine_and_restart_under_load_loses_nothing_acknowledged(
             if w.poll() is None:
                 w.kill()
         sp.stop()
+
+
+def test_watchers_survive_a_server_restart_and_barriers_fail_typed(tmp_path: Path) -> None:
+    from actors import RESTART_REASON, Terminated
+    from transport import Unavailable
+
+    sp = ServerProcess(tmp_path / "data").start()
+    try:
+        with RegistryClient(sp.endpoint, timeout=10, heartbeat=0.2) as cli:
+            spec = background_spec("in-flight")
+            cli.register_operation(spec)
+            cli.provisioning_succeeded(spec.id)
+            other = background_spec("other")
+            cli.register_operation(other)
+            watch = cli.register_watcher(spec.id)
+            barrier = cli.wait_all("run", [other.id])
+            assert cli.wait_connected()
+            first_epoch = cli.server_epoch
+            sp.kill9()
+            sp.start()  # recovery ends the in-flight operation with a fresh seq
+            # The client notices the new epoch from its heartbeats, re-registers the
+            # watcher on the new server, and fails the barrier the old one held.
+            outcome = watch.get(timeout=30)
+            assert outcome == Terminated(RESTART_REASON)
+            with pytest.raises(Unavailable, match="barrier was lost"):
+                barrier.get(timeout=30)
+            assert cli.server_epoch != first_epoch
+            assert cli.snapshot(spec.id).status is OperationStatus.TERMINATED
+    finally:
+        sp.stop()
