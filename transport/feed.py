@@ -56,6 +56,7 @@ class FeedSubscriber:
         if after_seq < 0:
             raise ValueError("after_seq must be >= 0")
         self.registry = registry
+        #: the highest seq received (handed out or queued to be)
         self.cursor = after_seq
         self.idle_check = idle_check
         self.repairs = 0
@@ -103,7 +104,7 @@ class FeedSubscriber:
         return entry
 
     def next(self, timeout: float | None = None) -> CompletionEntry | None:
-        """The next entry (seq = cursor + 1), or None if none arrives within ``timeout``."""
+        """The next entry in seq order, or None if none arrives within ``timeout``."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._ready:
             if self._needs_catch_up:
@@ -139,27 +140,24 @@ class FeedSubscriber:
                 log.warning("ignored an unreadable feed frame")
                 continue
             if msg.kind == "heartbeat":
-                if msg.watermark > self._expected_cursor():
+                if msg.watermark > self.cursor:
                     self._needs_catch_up = True
                 continue
             for entry in msg.entries:
                 self._offer(entry)
 
-    def _expected_cursor(self) -> int:
-        return self._ready[-1].seq if self._ready else self.cursor
-
     def _offer(self, entry: CompletionEntry) -> None:
-        last = self._expected_cursor()
+        last = self.cursor
         if entry.seq <= last:
             self.duplicates += 1
             return
         if entry.seq != last + 1:
             self._needs_catch_up = True
             self._repair()
-            if entry.seq <= self._expected_cursor():
+            if entry.seq <= self.cursor:
                 self.duplicates += 1
                 return
-            if entry.seq != self._expected_cursor() + 1:
+            if entry.seq != self.cursor + 1:
                 return  # still ahead: the repair will be retried on the next message
         self._push(entry)
 
@@ -168,7 +166,7 @@ class FeedSubscriber:
         self.cursor = entry.seq
 
     def _repair(self) -> None:
-        after = self._expected_cursor()
+        after = self.cursor
         try:
             batch = self._client.list_since(after)
         except Unavailable as exc:
@@ -179,7 +177,7 @@ class FeedSubscriber:
         self.repairs += 1
         self._needs_catch_up = False
         for entry in batch.entries:
-            if entry.seq == self._expected_cursor() + 1:
+            if entry.seq == self.cursor + 1:
                 self._push(entry)
 
     def close(self) -> None:
