@@ -22,6 +22,7 @@ Replaying them is the job of :class:`actors.lifecycle.Lifecycle`.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -115,6 +116,9 @@ class FaultPlan:
     _failures: list[tuple[str, bool]] = field(default_factory=list)
     _gate: threading.Event = field(default_factory=threading.Event)
     entered: threading.Event = field(default_factory=threading.Event)
+    #: chaos runs: the share of terminal-bearing transactions that fail at random
+    failure_rate: float = 0.0
+    _rng: random.Random = field(default_factory=random.Random)
 
     def __post_init__(self) -> None:
         self._gate.set()
@@ -140,6 +144,8 @@ class FaultPlan:
             self.entered.set()
             self._gate.wait()
         with self._lock:
+            if has_terminal and self.failure_rate and self._rng.random() < self.failure_rate:
+                raise CommitFailure("injected I/O error (chaos)")
             if not self._failures or (self._failures[0][1] and not has_terminal):
                 return
             cause, _ = self._failures.pop(0)

@@ -675,6 +675,7 @@ def _serve(args: argparse.Namespace) -> int:
         heartbeat_interval=args.heartbeat,
         client_timeout=args.client_timeout,
         metrics=args.metrics,
+        inject_commit_failures=args.inject_commit_failures,
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -814,6 +815,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--curve-secret", help="server secret certificate (enables CURVE)")
     serve.add_argument("--curve-allow", help="directory of allowed client public certificates")
     serve.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus /metrics there")
+    serve.add_argument(
+        "--inject-commit-failures",
+        type=float,
+        default=0.0,
+        metavar="RATE",
+        help="chaos testing only: fail this share of journal commits on purpose",
+    )
     serve.set_defaults(func=_serve)
 
     demo = sub.add_parser("demo", help="server, worker pool and subscriber in one command")

@@ -76,6 +76,8 @@ class ServerConfig:
     curve_allow_dir: str | None = None
     #: ``HOST:PORT`` for a Prometheus ``/metrics`` endpoint (None: no metrics)
     metrics: str | None = None
+    #: chaos testing only: the share of journal commits that fail on purpose
+    inject_commit_failures: float = 0.0
 
 
 @dataclass
@@ -180,6 +182,7 @@ class RegistryServer:
                 on_commit = self.metrics.observe_commit
             if cfg.data_dir is not None:
                 store = SqliteStore(cfg.data_dir, cfg.synchronous)
+                store.faults.failure_rate = cfg.inject_commit_failures
                 self._persistence = PersistenceActor.start(store, cfg.compact_every, on_commit)
                 self._persistence.ask(("open",))
             self._bind()
