@@ -49,6 +49,8 @@ OUTCOMES = ("completed", "failed", "cancelled")
 
 def worker_main(endpoint: str, log_path: str, seed: int) -> None:
     """Lifecycles until killed; logs 'try', 'ack', 'nack', 'watch-ok'/'watch-hung'."""
+    import pykka
+
     from actors import Internal, OperationId, OperationKind, OperationResult, OperationSpec
     from actors.errors import OpsLifecycleError
     from transport import RegistryClient, Unavailable
@@ -56,7 +58,20 @@ def worker_main(endpoint: str, log_path: str, seed: int) -> None:
     rng = random.Random(seed)
     log = open(log_path, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
     cli = RegistryClient(endpoint, timeout=5, heartbeat=0.2)
+    recent: list[OperationId] = []
+    count = 0
     while True:
+        count += 1
+        if seed % 2 == 0 and count % 20 == 0 and recent:
+            # A wait_all over this worker's last operations: it must resolve or fail
+            # with a typed error (server restarted, barrier busy), never hang.
+            try:
+                cli.wait_all("chaos", recent[-5:]).get(timeout=30)
+                log.write("barrier-ok\n")
+            except pykka.Timeout:
+                log.write("barrier-hung\n")
+            except OpsLifecycleError:
+                log.write("barrier-error\n")
         op = OperationId.new()
         outcome = rng.choice(OUTCOMES)
         try:
@@ -81,6 +96,7 @@ def worker_main(endpoint: str, log_path: str, seed: int) -> None:
                     else:
                         cli.cancel_operation(op, f"c-{op}")
                     log.write(f"ack {op}\n")
+                    recent = [*recent[-4:], op]
                     break
                 except Internal:
                     log.write(f"nack {op}\n")  # injected commit failure: rolled back; retry
@@ -104,14 +120,15 @@ def subscriber_main(feed: str, endpoint: str, log_path: str) -> None:
     if os.path.exists(log_path):
         with open(log_path) as fh:
             for line in fh:
-                if line.strip().isdigit():
-                    cursor = int(line)
+                head = line.split(" ", 1)[0]
+                if head.isdigit() and line.endswith("\n"):
+                    cursor = int(head)
     log = open(log_path, "a", buffering=1)  # noqa: SIM115
     with FeedSubscriber(feed, endpoint, after_seq=cursor, idle_check=0.5, timeout=5) as sub:
         while True:
             entry = sub.next(timeout=None)
             assert entry is not None
-            log.write(f"{entry.seq}\n")
+            log.write(f"{entry.seq} {entry.operation_id}\n")
 
 
 # --- the driver ---------------------------------------------------------------------------------
@@ -212,13 +229,17 @@ def run(seconds: float, seed: int, failure_rate: float, workdir: Path) -> dict[s
         for w in workers:
             w.kill9()
         with RegistryClient(endpoint, timeout=30) as cli:
-            batch = cli.list_since(0)
-            watermark = batch.watermark
+            # Commits the killed workers had in flight still land; wait until it is quiet.
+            watermark = -1
+            while (now := cli.watermark()) != watermark:
+                watermark = now
+                time.sleep(1.0)
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and not all(
                 _sub_seqs(logs / f"sub{i}.log")[-1:] == [watermark] for i in range(2)
             ):
                 time.sleep(0.2)  # subscribers catch up on their own; poll their logs
+            batch = cli.list_since(0)
             ops = cli.list_operations()
         for s in subs:
             s.kill9()
@@ -231,10 +252,20 @@ def run(seconds: float, seed: int, failure_rate: float, workdir: Path) -> dict[s
     return check(logs, batch, ops, faults, seconds)
 
 
-def _sub_seqs(path: Path) -> list[int]:
+def _sub_log(path: Path) -> list[tuple[int, str]]:
+    """(seq, operation id) pairs a subscriber logged; a torn last line is ignored."""
     if not path.exists():
         return []
-    return [int(line) for line in path.read_text().split() if line.isdigit()]
+    out = []
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0].isdigit():
+            out.append((int(parts[0]), parts[1]))
+    return out
+
+
+def _sub_seqs(path: Path) -> list[int]:
+    return [seq for seq, _ in _sub_log(path)]
 
 
 def check(
@@ -246,6 +277,7 @@ def check(
     acked: set[str] = set()
     hung = 0
     nacks = 0
+    barriers = {"resolved": 0, "typed_error": 0, "hung": 0}
     for path in logs.glob("worker*.log"):
         for line in path.read_text().splitlines():
             parts = line.split()
@@ -257,6 +289,12 @@ def check(
                 hung += 1
             elif parts and parts[0] == "nack":
                 nacks += 1
+            elif parts and parts[0] == "barrier-ok":
+                barriers["resolved"] += 1
+            elif parts and parts[0] == "barrier-error":
+                barriers["typed_error"] += 1
+            elif parts and parts[0] == "barrier-hung":
+                barriers["hung"] += 1
     by_op = {str(e.operation_id): e for e in batch.entries}
     lost = []
     for op in acked:
@@ -271,15 +309,20 @@ def check(
             lost.append(op)
     seqs_ok = [e.seq for e in batch.entries] == list(range(1, batch.watermark + 1))
     sub_report = []
+    seq_of = {str(e.operation_id): e.seq for e in batch.entries}
     for i in range(2):
-        got = _sub_seqs(logs / f"sub{i}.log")
+        pairs = _sub_log(logs / f"sub{i}.log")
+        got = [seq for seq, _ in pairs]
         sub_report.append(
             {
                 "received": len(got),
                 "gap_free": got == list(range(1, len(got) + 1)),
                 "caught_up": got[-1:] == [batch.watermark],
+                # the seq a subscriber saw for an operation is the one the registry keeps
+                "same_seqs_as_registry": all(seq_of.get(op) == seq for seq, op in pairs),
             }
         )
+    acked_seqs_known = all(op in seq_of for op in acked)
     stuck = [s for s in ops if not s.status.is_terminal]
     result = {
         "bench": "chaos",
@@ -294,17 +337,22 @@ def check(
         "subscribers": sub_report,
         "non_terminal_left": len(stuck),
         "watchers_hung": hung,
+        "barriers": barriers,
+        "acknowledged_have_seqs": acked_seqs_known,
     }
     result["ok"] = (
         not lost
         and seqs_ok
         and hung == 0
-        and all(s["gap_free"] and s["caught_up"] for s in sub_report)
+        and barriers["hung"] == 0
+        and acked_seqs_known
+        and all(s["gap_free"] and s["caught_up"] and s["same_seqs_as_registry"] for s in sub_report)
     )
     result["summary"] = (
         f"faults injected {result['faults_total']}, operations {len(tried)}, acknowledged "
         f"{len(acked)}, lost {len(lost)}, subscriber gaps "
-        f"{sum(not s['gap_free'] for s in sub_report)}, watchers hung {hung}"
+        f"{sum(not s['gap_free'] for s in sub_report)}, watchers hung {hung}, "
+        f"barriers hung {barriers['hung']}"
     )
     return result
 

@@ -30,6 +30,9 @@ def test_chaos_loses_nothing(seed: int) -> None:
     assert result["lost"] == 0, result
     assert result["feed_seqs_contiguous"], result
     assert all(s["gap_free"] and s["caught_up"] for s in result["subscribers"]), result
+    assert all(s["same_seqs_as_registry"] for s in result["subscribers"]), result
+    assert result["acknowledged_have_seqs"], result
     assert result["watchers_hung"] == 0, result
+    assert result["barriers"]["hung"] == 0, result
     assert result["faults_total"] > 0 and result["acknowledged"] > 0, result
     assert done.returncode == 0, result["summary"]

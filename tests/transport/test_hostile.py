@@ -15,6 +15,7 @@ from actors import InvalidArgument, OperationStatus
 from tests.conftest import background_spec, result_for
 from transport import (
     Busy,
+    FeedSubscriber,
     RegistryClient,
     RegistryServer,
     ServerConfig,
@@ -176,6 +177,27 @@ def test_curve_rejects_unknown_keys_and_accepts_allowed_ones(tmp_path: Path) -> 
                 stranger.register_operation(background_spec("intruder"))
         with RegistryClient(srv.endpoint, timeout=1.0) as plain, pytest.raises(Unavailable):
             plain.snapshot(spec.id)
+        # Nor can it read the feed: a subscriber with an unknown key receives nothing.
+        with (
+            RegistryClient(
+                srv.endpoint, timeout=10, curve_server_key=server_key, curve_keypair=(good[0], good[1])
+            ) as ok,
+            FeedSubscriber(
+                srv.feed_endpoint, srv.endpoint, timeout=0.5, idle_check=0.2,
+                curve_server_key=server_key,
+            ) as eavesdropper,
+        ):  # fmt: skip
+            ok.provisioning_succeeded(spec.id)
+            ok.complete_operation(spec.id, result_for(spec.id))
+            assert eavesdropper.next(timeout=2.0) is None
+        with FeedSubscriber(
+            srv.feed_endpoint,
+            srv.endpoint,
+            curve_server_key=server_key,
+            curve_keypair=(good[0], good[1]),
+        ) as allowed_sub:
+            entry = allowed_sub.next(timeout=10)  # the control: an allowed key reads it
+            assert entry is not None and entry.operation_id == spec.id
         with RegistryClient(
             srv.endpoint, timeout=10, curve_server_key=server_key, curve_keypair=(good[0], good[1])
         ) as ok:
