@@ -240,6 +240,11 @@ class Lifecycle:
         return len(self._ops)
 
     @property
+    def retained_size(self) -> int:
+        """Operations plus feed entries held: what a snapshot has to write."""
+        return len(self._ops) + len(self._feed)
+
+    @property
     def pending_count(self) -> int:
         return self._pending
 

@@ -229,6 +229,9 @@ class Mirror(Protocol):
 
     def to_persisted(self, epoch_id: str) -> PersistedOpsSnapshot: ...
 
+    @property
+    def retained_size(self) -> int: ...
+
 
 DEFAULT_COMPACT_EVERY = 8192
 
@@ -347,7 +350,10 @@ class PersistenceActor(pykka.ThreadingActor):
             count = self._rows_since_snapshot[name] = self._rows_since_snapshot.get(name, 0) + len(
                 msg.records
             )
-            if count >= self.compact_every:
+            # A snapshot costs O(retained state); taking one every max(compact_every,
+            # 2 x retained) records keeps its cost per record constant however much is
+            # retained, and the journal tail (recovery time) proportional to retained state.
+            if count >= max(self.compact_every, 2 * mirror.retained_size):
                 due.append(name)
         for name in dict.fromkeys(due):
             self._compact(name)

@@ -355,7 +355,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=None, metavar="N", help="lifecycles per figure")
     parser.add_argument("--n-naive", type=int, default=None, metavar="N", help="same, for (c)")
     parser.add_argument("--dir", default=None, help="where temporary stores go")
+    parser.add_argument(
+        "--tiny", action="store_true", help="smoke-test size: a small recovery store as well"
+    )
     args = parser.parse_args(argv)
+    if args.tiny:
+        global RECOVERY_RETAINED, RECOVERY_LIFECYCLES
+        RECOVERY_RETAINED, RECOVERY_LIFECYCLES = 200, 700
     n = args.n if args.n is not None else (QUICK_N if args.quick else DEFAULT_N)
     n_naive = (
         args.n_naive
