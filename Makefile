@@ -30,9 +30,9 @@ lint: $(STAMP)
 	$(BIN)/mypy actors transport
 
 bench: $(STAMP)
-	$(BIN)/python bench/inprocess.py
-	$(BIN)/python bench/durability.py
-	$(BIN)/python bench/transport.py
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	-$(BIN)/python -m pip install --quiet -e '.[peers]'  # optional: rows say "not installed"
+	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -755,22 +755,15 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    """Run every benchmark script in ``bench/`` (a source checkout) and print its JSON line."""
+    """Run ``bench/run_all.py`` from a source checkout (JSON, table and chart)."""
     import subprocess
 
-    bench_dir = Path(__file__).resolve().parents[1] / "bench"
-    scripts = sorted(p for p in bench_dir.glob("*.py") if not p.name.startswith("_"))
-    if not scripts:
-        raise _Fail(
-            EXIT_FAILED, f"no benchmarks found in {bench_dir} (they live in a source checkout)"
-        )
-    code = EXIT_OK
-    for script in scripts:
-        cmd = [sys.executable, str(script), *(["--quick"] if args.quick else [])]
-        print(f"# {script.name}", file=sys.stderr, flush=True)
-        done = subprocess.run(cmd, cwd=bench_dir.parent, check=False)
-        code = code or (EXIT_FAILED if done.returncode else EXIT_OK)
-    return code
+    script = Path(__file__).resolve().parents[1] / "bench" / "run_all.py"
+    if not script.exists():
+        raise _Fail(EXIT_FAILED, f"{script} not found (benchmarks live in a source checkout)")
+    cmd = [sys.executable, str(script), *(["--quick"] if args.quick else [])]
+    done = subprocess.run(cmd, cwd=script.parents[1], check=False)
+    return EXIT_OK if done.returncode == 0 else EXIT_FAILED
 
 
 def _example(_: argparse.Namespace) -> int:

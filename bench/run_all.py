@@ -1,0 +1,148 @@
+"""``make bench``: every benchmark in one process tree, then a table and a chart.
+
+Runs the scripts below one after another (each prints one JSON line), writes all lines to
+``bench/results/<timestamp>.json``, a table to ``bench/results/latest.md`` and a bar chart
+of every figure as a ratio to its baseline to ``bench/results/latest.png``.
+
+    python bench/run_all.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+SCRIPTS = [
+    "inprocess.py",
+    "durability.py",
+    "transport.py",
+    "scaling.py",
+    "peers/ray_registry.py",
+    "peers/dask_futures.py",
+]
+
+
+def run(script: str, quick: bool) -> dict[str, Any]:
+    cmd = [sys.executable, str(HERE / script), *(["--quick"] if quick else [])]
+    print(f"# {script}", file=sys.stderr, flush=True)
+    done = subprocess.run(cmd, cwd=HERE.parent, capture_output=True, text=True, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        return {"bench": script, "error": (done.stderr or "no output").strip().splitlines()[-1:]}
+    return json.loads(lines[-1])  # type: ignore[no-any-return]
+
+
+def _get(d: dict[str, Any], *path: str) -> Any:
+    for key in path:
+        if not isinstance(d, dict) or key not in d:
+            return None
+        d = d[key]
+    return d
+
+
+def ratios(results: dict[str, dict[str, Any]]) -> list[tuple[str, float | None, str]]:
+    """(figure, ratio, what it is compared with)."""
+    inproc = results.get("inprocess", {})
+    dur = results.get("durability", {})
+    tr = results.get("transport", {})
+    sc = results.get("scaling", {})
+    ray = results.get("peer_ray", {})
+    dask = results.get("peer_dask", {})
+    per_call = _get(tr, "lifecycles_per_s", "per_call", "median")
+    pipelined = _get(tr, "lifecycles_per_s", "pipelined", "median")
+
+    def div(a: Any, b: Any) -> float | None:
+        return (
+            round(a / b, 3)
+            if isinstance(a, int | float) and isinstance(b, int | float) and b
+            else None
+        )
+
+    return [
+        ("in-process calls ÷ raw pykka ask (4 threads)",
+         _get(inproc, "ratios", "memory", "threads_4", "calls_over_raw", "of_medians"), "≥ 0.5"),
+        ("journal FULL ÷ in-memory (8 threads)",
+         _get(dur, "ratios", "journal_full_over_memory", "threads_8", "of_medians"), "≥ 0.5"),
+        ("journal FULL ÷ naive snapshot-per-terminal (8 threads)",
+         _get(dur, "ratios", "journal_full_over_naive_snapshot", "threads_8", "of_medians"), "≥ 5"),
+        ("per-call over tcp ÷ raw ZeroMQ+pykka ceiling",
+         _get(tr, "ratios", "per_call_over_raw", "of_medians"), "≥ 0.7"),
+        ("scaling: 100k active ÷ 1k active", _get(sc, "largest_over_smallest", "of_medians"), "≥ 0.8"),
+        ("per-call ÷ Ray actor registry", div(per_call, _get(ray, "lifecycles_per_s", "per_call", "median")), "≥ 7"),
+        ("pipelined ÷ Ray pipelined", div(pipelined, _get(ray, "lifecycles_per_s", "pipelined", "median")), "≥ 15"),
+        ("per-call ÷ Dask futures", div(per_call, _get(dask, "tasks_per_s", "per_call", "median")), "≥ 10"),
+        ("Ray watcher p50 ÷ opsreg watcher p50 (end to end)",
+         div(_get(ray, "watcher_latency_us", "p50"),
+             _get(tr, "watcher_latency_us", "opsreg", "standalone", "from_complete_call", "p50")), "≥ 2"),
+    ]  # fmt: skip
+
+
+def table(results: dict[str, dict[str, Any]], rows: list[tuple[str, float | None, str]]) -> str:
+    out = ["| figure | ratio | target |", "|---|---|---|"]
+    for name, value, target in rows:
+        out.append(f"| {name} | {'n/a' if value is None else value} | {target} |")
+    out.append("")
+    out.append("| benchmark | status |")
+    out.append("|---|---|")
+    for name, result in results.items():
+        if "error" in result:
+            status = f"error: {' '.join(result['error'])}"
+        elif result.get("installed") is False:
+            status = "not installed (`pip install -e .[peers]`)"
+        else:
+            status = "ok"
+        out.append(f"| {name} | {status} |")
+    return "\n".join(out) + "\n"
+
+
+def chart(rows: list[tuple[str, float | None, str]], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    shown = [(n, v) for n, v, _ in rows if v is not None]
+    if not shown:
+        return False
+    fig, ax = plt.subplots(figsize=(9, 0.5 * len(shown) + 1.5))
+    ax.barh([n for n, _ in shown], [v for _, v in shown], color="#3b7dd8")
+    ax.axvline(1.0, color="grey", linewidth=0.8)
+    ax.set_xlabel("ratio to its baseline")
+    ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    results: dict[str, dict[str, Any]] = {}
+    for script in SCRIPTS:
+        result = run(script, args.quick)
+        results[str(result.get("bench", script))] = result
+    out_dir = HERE / "results"
+    out_dir.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    (out_dir / f"{stamp}.json").write_text(json.dumps(results, indent=1) + "\n")
+    rows = ratios(results)
+    (out_dir / "latest.md").write_text(
+        f"# Benchmarks, {stamp}{' (quick)' if args.quick else ''}\n\n" + table(results, rows)
+    )
+    drew = chart(rows, out_dir / "latest.png")
+    print(json.dumps({"bench": "all", "results": f"bench/results/{stamp}.json", "chart": drew}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
