@@ -1,0 +1,46 @@
+"""Every benchmark runs at a tiny size and prints one JSON line (figures are not asserted:
+speed is measured by the benchmarks themselves, not by the test suite)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.transport.conftest import ROOT
+
+TINY = {
+    "inprocess.py": ["--quick", "--n", "200", "--repeat", "1"],
+    "durability.py": ["--quick", "--tiny", "--n", "80", "--n-naive", "16", "--repeat", "1"],
+    "transport.py": [
+        "--quick", "--n", "200", "--pipelined-n", "800", "--burst", "400",
+        "--probes", "20", "--repeat", "1",
+    ],
+    "scaling.py": ["--sizes", "100,500", "--n", "200", "--repeat", "1"],
+    "flood.py": ["--quick"],
+    "soak.py": ["--n", "2000", "--sample-every", "0.5"],
+    "chaos.py": ["--seconds", "3", "--seed", "5"],
+    "peers/ray_registry.py": ["--quick", "--n", "40", "--repeat", "1"],
+    "peers/dask_futures.py": ["--quick", "--n", "40", "--repeat", "1"],
+}  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("script", sorted(TINY))
+def test_benchmark_runs_at_a_tiny_size(script: str) -> None:
+    done = subprocess.run(
+        [sys.executable, f"bench/{script}", *TINY[script]],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=230,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stdout[-2000:]
+    result = json.loads(lines[0])
+    assert isinstance(result, dict) and result.get("bench"), result
