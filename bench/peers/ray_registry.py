@@ -47,11 +47,14 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import sys
 import time
 import uuid
 from typing import Any
+
+# The shared helpers live one directory up (bench/_common.py).
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from _common import log, split, summary
 
 try:
     import ray
@@ -65,23 +68,6 @@ MONO = time.CLOCK_MONOTONIC
 
 def now_ns() -> int:
     return time.clock_gettime_ns(MONO)
-
-
-def log(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-def split(total: int, parts: int) -> list[int]:
-    base, extra = divmod(total, parts)
-    return [base + (1 if i < extra else 0) for i in range(parts)]
-
-
-def summary(values: list[float], digits: int = 1) -> dict[str, float]:
-    return {
-        "median": round(statistics.median(values), digits),
-        "min": round(min(values), digits),
-        "max": round(max(values), digits),
-    }
 
 
 def pct(values: list[float], q: float) -> float:
