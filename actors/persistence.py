@@ -4,7 +4,9 @@ The registry actor sends it two kinds of message:
 
 ``Append``
     journal records that need no acknowledgement (registrations, starts,
-    collections); they ride along with the next commit.
+    collections). The registry holds them back and ships them with its next
+    ``Commit`` (or after ``APPEND_DELAY`` seconds, or once ``APPEND_BATCH``
+    are waiting), so they ride along with the next transaction.
 ``Commit``
     terminal records; each ``Commit`` is answered with a ``Durable`` message
     to the registry once the transaction holding it is on disk (or failed).
@@ -12,7 +14,9 @@ The registry actor sends it two kinds of message:
 Group commit falls out of the mailbox: the first record that arrives while
 nothing is scheduled enqueues a ``_Flush`` behind itself, so every record
 that arrives before the flush runs — and every record that arrives while a
-transaction is being written — joins one transaction.
+transaction is being written — joins one transaction. With the registry
+holding appends back, a per-call client's lifecycle (register, start,
+complete) costs one hand-off to this actor and one transaction, not three.
 
 The store decides nothing about lifecycles: it numbers terminal records per
 registry (the journal position becomes the completion seq) and keeps bytes.
@@ -22,6 +26,7 @@ Replaying them is the job of :class:`actors.lifecycle.Lifecycle`.
 from __future__ import annotations
 
 import logging
+import queue
 import random
 import threading
 import time
@@ -35,10 +40,13 @@ from actors.lifecycle import JournalRecord, TerminalRecord
 from actors.model import PersistedOpsSnapshot, new_wait_request_id
 
 __all__ = [
+    "APPEND_BATCH",
+    "APPEND_DELAY",
     "DEFAULT_COMPACT_EVERY",
     "Append",
     "Commit",
     "CommitFailure",
+    "DelayedTell",
     "Durable",
     "FaultPlan",
     "MemoryStore",
@@ -86,6 +94,49 @@ class _Flush:
 
 
 _FLUSH = _Flush()
+
+#: How long the registry holds journal appends back waiting for a terminal (seconds).
+APPEND_DELAY = 0.005
+#: How many held-back appends make the registry ship them at once.
+APPEND_BATCH = 1024
+
+
+class DelayedTell:
+    """Tells ``ref`` ``message`` once, ``delay`` seconds after being armed.
+
+    One long-lived thread per owner: arming while armed costs a flag test, so a
+    stream of arms wakes it at most once per ``delay``. The flag is cleared
+    *before* the tell, so whatever the owner buffered before the clear is
+    handled by that tell, and anything buffered after it arms it again.
+    """
+
+    def __init__(self, ref: pykka.ActorRef[Any], delay: float, message: Any) -> None:
+        self._ref = ref
+        self._delay = delay
+        self._message = message
+        self._armed = threading.Event()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="opsreg-delayed-tell", daemon=True)
+        self._thread.start()
+
+    def arm(self) -> None:
+        if not self._armed.is_set():
+            self._armed.set()
+
+    def _run(self) -> None:
+        while True:
+            self._armed.wait()
+            if self._stopped.wait(self._delay):
+                return
+            self._armed.clear()
+            try:
+                self._ref.tell(self._message)
+            except pykka.ActorDeadError:
+                return
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._armed.set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +190,8 @@ class FaultPlan:
         self._gate.set()
 
     def before_commit(self, has_terminal: bool) -> None:
-        """Called by a store inside its transaction, just before it commits."""
+        """Called by a store just before it commits (inside a multi-statement transaction,
+        or just before the single statement that is the transaction: no partial writes)."""
         if has_terminal and not self._gate.is_set():
             self.entered.set()
             self._gate.wait()
@@ -262,21 +314,29 @@ class PersistenceActor(pykka.ThreadingActor):
         self._rows_since_snapshot: dict[str, int] = {}
         self.compactions = 0
 
+    @staticmethod
+    def _create_actor_inbox() -> Any:
+        return queue.SimpleQueue()  # what pykka needs (put/get/empty), without Queue's locks
+
     def on_receive(self, message: Any) -> Any:
         if message is _FLUSH:
             self._flush_scheduled = False
             self._flush()
             return None
-        if isinstance(message, Append | Commit | list):
-            if isinstance(message, list):
-                self._buffer.extend(message)  # one registry message's records, in order
-            else:
-                self._buffer.append(message)
-            if not self._flush_scheduled:
-                self._flush_scheduled = True
-                self.actor_ref.tell(_FLUSH)
-            return None
-        return self._control(message)
+        if isinstance(message, list):
+            self._buffer.extend(message)  # one registry message's records, in order
+        elif isinstance(message, Append | Commit):
+            self._buffer.append(message)
+        else:
+            return self._control(message)
+        self._schedule_flush()
+        return None
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.actor_ref.tell(_FLUSH)
+
 
     def _control(self, message: Any) -> Any:
         """Requests asked synchronously; pending records are written first."""
@@ -317,9 +377,8 @@ class PersistenceActor(pykka.ThreadingActor):
             # Appends carry no caller; keep them for the next transaction so the
             # journal does not lose a registration because a terminal failed.
             self._buffer[:0] = [m for m in batch if isinstance(m, Append)]
-            if self._buffer and not self._flush_scheduled:
-                self._flush_scheduled = True
-                self.actor_ref.tell(_FLUSH)
+            if self._buffer:
+                self._schedule_flush()
             self._answer(batch, None, cause)
             return
         self._answer(batch, seqs, None)

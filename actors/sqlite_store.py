@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import sqlite3
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -58,6 +59,9 @@ CREATE TABLE snapshots (
     body BLOB NOT NULL
 );
 """
+
+#: rows one INSERT statement carries (5 parameters each; SQLite allows 32,766)
+_ROWS_PER_STATEMENT: Final = 256
 
 _encoder = msgspec.msgpack.Encoder(enc_hook=_enc_hook)
 _record_decoder = msgspec.msgpack.Decoder(JournalRecord, dec_hook=_dec_hook)
@@ -168,7 +172,13 @@ class SqliteStore:
             db.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA journal_size_limit = 67108864")
-            self._last_lsn = db.execute("SELECT COALESCE(MAX(lsn), 0) FROM journal").fetchone()[0]
+            # The highest lsn ever used: AUTOINCREMENT records it even after compaction
+            # deleted those rows, so new rows always sort after every snapshot's through_lsn.
+            self._last_lsn = db.execute(
+                "SELECT MAX(COALESCE((SELECT MAX(lsn) FROM journal), 0),"
+                " COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'journal'), 0),"
+                " COALESCE((SELECT MAX(through_lsn) FROM snapshots), 0))"
+            ).fetchone()[0]
         except StoreError:
             db.close()
             raise
@@ -223,10 +233,20 @@ class SqliteStore:
         return last
 
     def write(self, batch: Sequence[Append | Commit]) -> dict[int, tuple[int, ...]]:
+        """Append the batch's records to the journal as one transaction.
+
+        Up to ``_ROWS_PER_STATEMENT`` rows go in as a single multi-row
+        ``INSERT`` in autocommit mode: one statement is one atomic transaction,
+        and one call into SQLite is one release of the GIL instead of five
+        (BEGIN, INSERT, COMMIT, reading the last rowid). Larger batches are
+        chunked inside ``BEGIN IMMEDIATE`` … ``COMMIT``. Journal positions
+        (``lsn``) are assigned here: this process is the only writer (flock).
+        """
         db = self.db
-        rows: list[tuple[str, str, int | None, bytes]] = []
+        rows: list[Any] = []
         seqs: dict[int, tuple[int, ...]] = {}
         last: dict[str, int] = {}
+        lsn = self._last_lsn
         encode = _encoder.encode
         for msg in batch:
             name = msg.registry
@@ -237,29 +257,47 @@ class SqliteStore:
                 assigned = []
                 for rec in msg.records:
                     seq += 1
-                    rows.append((name, "terminal", seq, encode(rec)))
+                    lsn += 1
+                    rows += (lsn, name, "terminal", seq, encode(rec))
                     assigned.append(seq)
                 last[name] = seq
                 seqs[msg.token] = tuple(assigned)
             else:
                 for record in msg.records:
-                    rows.append((name, _kind(record), None, encode(record)))
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            db.executemany(
-                "INSERT INTO journal (registry, kind, seq, body) VALUES (?, ?, ?, ?)", rows
-            )
+                    lsn += 1
+                    rows += (lsn, name, _kind(record), None, encode(record))
+        count = lsn - self._last_lsn
+        if count == 0:
+            return seqs
+        if count <= _ROWS_PER_STATEMENT:
+            # Faults are injected just before the statement that is the transaction.
             self.faults.before_commit(bool(seqs))
-            db.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
-            raise
+            db.execute(self._insert_sql(count), rows)
+        else:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                step = _ROWS_PER_STATEMENT * 5
+                for start in range(0, len(rows), step):
+                    chunk = rows[start : start + step]
+                    db.execute(self._insert_sql(len(chunk) // 5), chunk)
+                self.faults.before_commit(bool(seqs))
+                db.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+                raise
         self._last_seq.update(last)
-        self._last_lsn = db.execute("SELECT last_insert_rowid()").fetchone()[0] or self._last_lsn
+        self._last_lsn = lsn
         self.commits += 1
-        self.rows_written += len(rows)
+        self.rows_written += count
         return seqs
+
+    @staticmethod
+    @functools.cache
+    def _insert_sql(rows: int) -> str:
+        return "INSERT INTO journal (lsn, registry, kind, seq, body) VALUES " + ",".join(
+            ["(?, ?, ?, ?, ?)"] * rows
+        )
 
     # --- recovery and snapshots -----------------------------------------------------------------
 
