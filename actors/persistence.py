@@ -4,9 +4,7 @@ The registry actor sends it two kinds of message:
 
 ``Append``
     journal records that need no acknowledgement (registrations, starts,
-    collections). The registry holds them back and ships them with its next
-    ``Commit`` (or after ``APPEND_DELAY`` seconds, or once ``APPEND_BATCH``
-    are waiting), so they ride along with the next transaction.
+    collections); they ride along with the next commit.
 ``Commit``
     terminal records; each ``Commit`` is answered with a ``Durable`` message
     to the registry once the transaction holding it is on disk (or failed).
@@ -14,9 +12,7 @@ The registry actor sends it two kinds of message:
 Group commit falls out of the mailbox: the first record that arrives while
 nothing is scheduled enqueues a ``_Flush`` behind itself, so every record
 that arrives before the flush runs — and every record that arrives while a
-transaction is being written — joins one transaction. With the registry
-holding appends back, a per-call client's lifecycle (register, start,
-complete) costs one hand-off to this actor and one transaction, not three.
+transaction is being written — joins one transaction.
 
 The store decides nothing about lifecycles: it numbers terminal records per
 registry (the journal position becomes the completion seq) and keeps bytes.
@@ -40,13 +36,10 @@ from actors.lifecycle import JournalRecord, TerminalRecord
 from actors.model import PersistedOpsSnapshot, new_wait_request_id
 
 __all__ = [
-    "APPEND_BATCH",
-    "APPEND_DELAY",
     "DEFAULT_COMPACT_EVERY",
     "Append",
     "Commit",
     "CommitFailure",
-    "DelayedTell",
     "Durable",
     "FaultPlan",
     "MemoryStore",
@@ -94,49 +87,6 @@ class _Flush:
 
 
 _FLUSH = _Flush()
-
-#: How long the registry holds journal appends back waiting for a terminal (seconds).
-APPEND_DELAY = 0.005
-#: How many held-back appends make the registry ship them at once.
-APPEND_BATCH = 1024
-
-
-class DelayedTell:
-    """Tells ``ref`` ``message`` once, ``delay`` seconds after being armed.
-
-    One long-lived thread per owner: arming while armed costs a flag test, so a
-    stream of arms wakes it at most once per ``delay``. The flag is cleared
-    *before* the tell, so whatever the owner buffered before the clear is
-    handled by that tell, and anything buffered after it arms it again.
-    """
-
-    def __init__(self, ref: pykka.ActorRef[Any], delay: float, message: Any) -> None:
-        self._ref = ref
-        self._delay = delay
-        self._message = message
-        self._armed = threading.Event()
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="opsreg-delayed-tell", daemon=True)
-        self._thread.start()
-
-    def arm(self) -> None:
-        if not self._armed.is_set():
-            self._armed.set()
-
-    def _run(self) -> None:
-        while True:
-            self._armed.wait()
-            if self._stopped.wait(self._delay):
-                return
-            self._armed.clear()
-            try:
-                self._ref.tell(self._message)
-            except pykka.ActorDeadError:
-                return
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self._armed.set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,7 +286,6 @@ class PersistenceActor(pykka.ThreadingActor):
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self.actor_ref.tell(_FLUSH)
-
 
     def _control(self, message: Any) -> Any:
         """Requests asked synchronously; pending records are written first."""

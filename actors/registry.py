@@ -50,12 +50,9 @@ from actors.model import (
     new_wait_request_id,
 )
 from actors.persistence import (
-    APPEND_BATCH,
-    APPEND_DELAY,
     DEFAULT_COMPACT_EVERY,
     Append,
     Commit,
-    DelayedTell,
     Durable,
     MemoryStore,
     PersistenceActor,
@@ -72,12 +69,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-
-class _Ship:
-    """Mailbox message: hand the journal appends held back so far to persistence."""
-
-
-_SHIP: Final = _Ship()
 
 _DEFER: Final = object()
 DEFAULT_CALL_TIMEOUT: Final = 60.0
@@ -167,12 +158,8 @@ class RegistryActor(pykka.ThreadingActor):
         self.barrier: tuple[str, weakref.ref[OpsFuture[WaitAllResult]]] | None = None
         self.advance_waiters: list[tuple[int, OpsFuture[int]]] = []
         self.inflight: dict[int, tuple[list[OperationId], OpsFuture[Any] | None]] = {}
-        #: journal messages not yet handed to persistence, in order. Appends are held
-        #: back until a Commit carries them (or APPEND_DELAY passes, or APPEND_BATCH
-        #: wait): one hand-off and one transaction per per-call lifecycle, not three.
+        #: journal messages produced while handling the current mailbox message
         self.outgoing: list[Append | Commit] = []
-        self.commit_waiting = False
-        self.ship_timer: DelayedTell | None = None
         self.next_token = 0
         self.handlers: dict[str, Callable[..., Any]] = {
             name[4:]: getattr(self, name) for name in dir(self) if name.startswith("_do_")
@@ -186,10 +173,6 @@ class RegistryActor(pykka.ThreadingActor):
 
     # --- mailbox ---------------------------------------------------------------------
 
-    def on_start(self) -> None:
-        if self.persistence is not None:
-            self.ship_timer = DelayedTell(self.actor_ref, APPEND_DELAY, _SHIP)
-
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Call):
             self._dispatch(message)
@@ -199,25 +182,14 @@ class RegistryActor(pykka.ThreadingActor):
                 self._dispatch(call)
         elif isinstance(message, Durable):
             self._on_durable(message)
-        elif message is _SHIP:
-            if self.outgoing:
-                self._ship()
-            return True
         else:
             log.warning("registry %s ignored unknown message %r", self.name, type(message))
         if self.outgoing:
-            if self.commit_waiting or len(self.outgoing) >= APPEND_BATCH:
-                self._ship()
-            elif self.ship_timer is not None:
-                self.ship_timer.arm()
-            else:
-                self._ship()
-        return None
+            self._ship()
 
     def _ship(self) -> None:
-        """Hand every journal message held so far to persistence, in one hop."""
+        """Hand everything this message produced for the journal to persistence, in one hop."""
         outgoing, self.outgoing = self.outgoing, []
-        self.commit_waiting = False
         assert self.persistence is not None
         try:
             self.persistence.tell(outgoing if len(outgoing) > 1 else outgoing[0])
@@ -258,10 +230,6 @@ class RegistryActor(pykka.ThreadingActor):
             reply.set(value)
 
     def on_stop(self) -> None:
-        if self.ship_timer is not None:
-            self.ship_timer.stop()
-        if self.outgoing:
-            self._ship()
         stopped = Internal("registry stopped")
         pending: list[OpsFuture[Any]] = [f for fs in self.watchers.values() for f in fs]
         pending += [w.future for ws in self.wait_any_by_id.values() for w in ws]
@@ -301,7 +269,6 @@ class RegistryActor(pykka.ThreadingActor):
         token = self.next_token = self.next_token + 1
         self.inflight[token] = (ids, reply)
         self.outgoing.append(Commit(self.name, token, tuple(records), self.actor_ref))
-        self.commit_waiting = True
         return _DEFER
 
     def _on_durable(self, message: Durable) -> None:
@@ -714,9 +681,6 @@ class OpsRegistry(RegistryCalls):
         """Wait until every journal record sent so far has been committed (or failed)."""
         ref = self._attached_persistence
         if ref is not None and ref.is_alive():
-            if self._ref.is_alive():
-                with contextlib.suppress(pykka.ActorDeadError):
-                    self._ref.ask(_SHIP, timeout=self.call_timeout)  # appends held back
             ref.ask(("flush",), timeout=self.call_timeout)
 
     def stop(self) -> None:

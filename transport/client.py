@@ -21,6 +21,7 @@ Failure rules (SPEC §7):
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -44,6 +45,8 @@ from transport.errors import TooLarge, Unavailable
 
 __all__ = ["RegistryClient"]
 
+_NOBLOCK: Final = int(zmq.NOBLOCK)
+_RCVTIMEO: Final = int(zmq.RCVTIMEO)
 log = logging.getLogger(__name__)
 
 _SWEEP_EVERY: Final = 1.0
@@ -212,22 +215,29 @@ class RegistryClient(RegistryCalls):
         if len(frame) > self.max_frame:
             raise TooLarge(len(frame), self.max_frame)
         deadline = time.monotonic() + self.timeout
-        maybe = "; it may or may not have happened" if method in codec.MUTATING else ""
         try:
-            sock.send(frame, zmq.NOBLOCK)
+            sock.send(frame, _NOBLOCK)
         except zmq.Again:
             # No connected peer to queue for (e.g. a refused CURVE handshake): wait for one.
             if not sock.poll(max(1, int(self.timeout * 1000)), zmq.POLLOUT):
                 raise Unavailable(f"cannot reach {self.endpoint} to send {method}") from None
-            sock.send(frame, zmq.NOBLOCK)
+            sock.send(frame, _NOBLOCK)
         while True:
+            # A blocking recv bounded by RCVTIMEO: one call into libzmq per reply,
+            # where poll-then-recv builds a Poller each time.
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not sock.poll(max(1, int(remaining * 1000)), zmq.POLLIN):
+            data = None
+            if remaining > 0:
+                sock.set(_RCVTIMEO, max(1, int(remaining * 1000)))
+                with contextlib.suppress(zmq.Again):  # RCVTIMEO expired
+                    data = sock.recv()
+            if data is None:
+                maybe = "; it may or may not have happened" if method in codec.MUTATING else ""
                 raise Unavailable(
                     f"no answer to {method} from {self.endpoint} within {self.timeout}s{maybe}"
                 )
             try:
-                reply = codec.decode_reply(sock.recv())
+                reply = codec.decode_reply(data)
             except Exception:
                 continue  # unreadable: keep waiting for ours
             if reply.req_id != req_id:

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import pykka
 import zmq
@@ -350,7 +350,7 @@ class RegistryServer:
         recv, get = router.recv, router.get
         for _ in range(_RECV_BATCH):
             # Asking EVENTS is cheaper than letting recv raise Again at the end of a pass.
-            if not get(_EVENTS) & _POLLIN:
+            if not cast(int, get(_EVENTS)) & _POLLIN:
                 break
             identity = recv(_NOBLOCK)  # a ROUTER always prefixes the sender's identity
             if not get(_RCVMORE):
