@@ -57,7 +57,6 @@ _NOBLOCK: Final = int(zmq.NOBLOCK)
 _SNDMORE_NOBLOCK: Final = int(zmq.SNDMORE | zmq.NOBLOCK)
 _POLLIN: Final = int(zmq.POLLIN)
 _EVENTS: Final = int(zmq.EVENTS)
-_RCVMORE: Final = int(zmq.RCVMORE)
 _SNDMORE: Final = int(zmq.SNDMORE)
 
 
@@ -348,18 +347,21 @@ class RegistryServer:
         batches: dict[str, list[Call]] = {}
         now = time.monotonic()
         recv, get = router.recv, router.get
-        for _ in range(_RECV_BATCH):
-            # Asking EVENTS is cheaper than letting recv raise Again at the end of a pass.
-            if not cast(int, get(_EVENTS)) & _POLLIN:
+        for i in range(_RECV_BATCH):
+            # The poller said POLLIN for the first; after that, asking EVENTS is cheaper
+            # than letting recv raise Again. Socket.get builds an enum per call, a
+            # Frame's ``more`` does not, hence RCVMORE is read from the frame.
+            if i and not cast(int, get(_EVENTS)) & _POLLIN:
                 break
-            identity = recv(_NOBLOCK)  # a ROUTER always prefixes the sender's identity
-            if not get(_RCVMORE):
-                self.stats["malformed"] += 1  # cannot happen on a ROUTER; never trust it
-                continue
-            frame = recv(_NOBLOCK)
-            if get(_RCVMORE):
-                while get(_RCVMORE):  # drain the rest of a multi-frame message
-                    recv(_NOBLOCK)
+            try:
+                identity = recv(_NOBLOCK)  # a ROUTER always prefixes the sender's identity
+            except zmq.Again:
+                break
+            part = recv(_NOBLOCK, copy=False)
+            frame = part.bytes
+            if part.more:
+                while part.more:  # drain the rest of a multi-frame message
+                    part = recv(_NOBLOCK, copy=False)
                 self.stats["malformed"] += 1
                 self._reply_error(router, identity, 0, InvalidArgument("expected one frame"))
                 continue
