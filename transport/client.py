@@ -284,30 +284,57 @@ class RegistryClient(RegistryCalls):
             sock.close(linger=0)
 
     def _take_outbox(self) -> bool:
+        batch: list[tuple[int, _Pending, bytes]] = []
+        size = 0
         for item in self._outbox.drain():
             if item[0] == "close":
+                self._send_batch(batch)
                 return False
             if item[0] == "ping":
                 self._send_frame(codec.encode_request(0, self._epoch, self.registry, "ping", ()))
                 continue
-            self._send(item[1])
+            encoded = self._encode(item[1])
+            if encoded is None:
+                continue
+            if batch and (len(batch) >= codec.MAX_BATCH or size + len(encoded[2]) > self.max_frame):
+                self._send_batch(batch)
+                batch, size = [], 0
+            batch.append(encoded)
+            size += len(encoded[2])
+        self._send_batch(batch)
         return True
 
     def _send(self, p: _Pending) -> None:
+        encoded = self._encode(p)
+        if encoded is not None:
+            self._send_batch([encoded])
+
+    def _encode(self, p: _Pending) -> tuple[int, _Pending, bytes] | None:
+        """The request's frame, or None when it cannot be sent (its future is failed)."""
         req_id = next(self._ids)
         try:
             frame = codec.encode_request(req_id, self._epoch, self.registry, p.method, p.args)
         except (TypeError, ValueError) as exc:
             self._settle(p, InvalidArgument(f"{p.method}: cannot encode arguments: {exc}"), True)
-            return
+            return None
         if len(frame) > self.max_frame:
             self._settle(p, TooLarge(len(frame), self.max_frame), True)
+            return None
+        return req_id, p, frame
+
+    def _send_batch(self, batch: list[tuple[int, _Pending, bytes]]) -> None:
+        """Send queued requests as one frame: one send and one receive pass on each side."""
+        if not batch:
             return
-        p.sent_at = time.monotonic()
-        self._pending[req_id] = p
+        now = time.monotonic()
+        for req_id, p, _ in batch:
+            p.sent_at = now
+            self._pending[req_id] = p
+        frame = batch[0][2] if len(batch) == 1 else codec.join_requests([f for _, _, f in batch])
         if not self._send_frame(frame):
-            del self._pending[req_id]
-            self._settle(p, Unavailable("client send queue is full"), True)
+            for req_id, p, _ in batch:
+                del self._pending[req_id]
+                self._settle(p, Unavailable("client send queue is full"), True)
 
     def _send_frame(self, frame: bytes) -> bool:
         try:
@@ -324,39 +351,41 @@ class RegistryClient(RegistryCalls):
             except zmq.Again:
                 return
             try:
-                reply = codec.decode_reply(frame)
+                replies = codec.decode_replies(frame)
             except Exception:
                 log.warning("ignored an unreadable reply frame (%d bytes)", len(frame))
                 continue
-            if reply.status == codec.PONG:
-                self._on_pong(reply)
-                continue
-            p = self._pending.get(reply.req_id)
-            if p is None:
-                continue
-            if reply.status == codec.ACCEPTED:
-                p.accepted = True
-                if p.final is None:
-                    p.final = OpsFuture()
-                if p.first is not None and not p.first.done():
-                    p.first.set(p.final)
-                continue
-            del self._pending[reply.req_id]
-            if reply.status == codec.OK:
-                try:
-                    value = codec.decode_value(p.method, reply.payload)
-                except Exception as exc:
-                    self._settle(p, Unavailable(f"unreadable reply to {p.method}: {exc}"), False)
-                    continue
-                self._settle(p, value, False)
-            else:
-                error = codec.decode_error(reply.payload)
-                if isinstance(error, Unavailable):
-                    # The server we addressed is gone; learn the new one at once.
-                    self._send_frame(
-                        codec.encode_request(0, self._epoch, self.registry, "ping", ())
-                    )
-                self._settle(p, error, True)
+            for reply in replies:
+                self._on_reply(reply)
+
+    def _on_reply(self, reply: codec.Reply) -> None:
+        if reply.status == codec.PONG:
+            self._on_pong(reply)
+            return
+        p = self._pending.get(reply.req_id)
+        if p is None:
+            return
+        if reply.status == codec.ACCEPTED:
+            p.accepted = True
+            if p.final is None:
+                p.final = OpsFuture()
+            if p.first is not None and not p.first.done():
+                p.first.set(p.final)
+            return
+        del self._pending[reply.req_id]
+        if reply.status == codec.OK:
+            try:
+                value = codec.decode_value(p.method, reply.payload)
+            except Exception as exc:
+                self._settle(p, Unavailable(f"unreadable reply to {p.method}: {exc}"), True)
+                return
+            self._settle(p, value, False)
+        else:
+            error = codec.decode_error(reply.payload)
+            if isinstance(error, Unavailable):
+                # The server we addressed is gone; learn the new one at once.
+                self._send_frame(codec.encode_request(0, self._epoch, self.registry, "ping", ()))
+            self._settle(p, error, True)
 
     def _settle(self, p: _Pending, value: Any, is_error: bool) -> None:
         target = p.final if p.accepted else p.first

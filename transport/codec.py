@@ -6,6 +6,11 @@ here unpickles anything.
 
 Request  ``[VERSION, req_id, server_epoch, registry, method, args]``
 Reply    ``[VERSION, req_id, status, payload]``
+Batches  ``[VERSION, [request, ...]]`` and ``[VERSION, [reply, ...]]``: a pipelining
+         client packs the requests it has queued into one frame, and the server
+         answers the requests of a batch in batches (one frame per client per
+         pass). A frame is a batch when it is a 2-element array (first byte
+         ``0x92``); a single request or reply is a 6- or 4-element one.
 Feed     topic ``registry + b"\\0"`` then ``[VERSION, kind, watermark, dropped_through, entries]``
 
 ``server_epoch`` is the id of the server incarnation the client believes it is
@@ -54,23 +59,31 @@ from actors.model import (
 from transport.errors import Busy, TooLarge, Unavailable
 
 __all__ = [
+    "BATCH",
     "FUTURE_METHODS",
+    "MAX_BATCH",
     "METHODS",
     "MUTATING",
     "VERSION",
     "FeedMessage",
     "Reply",
+    "ReplyBatch",
     "Request",
+    "RequestBatch",
     "decode_args",
     "decode_error",
     "decode_feed",
+    "decode_replies",
     "decode_reply",
     "decode_request",
+    "decode_requests",
     "decode_value",
     "encode_error",
     "encode_feed",
     "encode_reply",
+    "encode_reply_batch",
     "encode_request",
+    "join_requests",
 ]
 
 VERSION: Final = 1
@@ -161,8 +174,25 @@ class FeedMessage(msgspec.Struct, array_like=True):
     entries: list[CompletionEntry]
 
 
+class RequestBatch(msgspec.Struct, array_like=True):
+    version: int
+    requests: list[Request]
+
+
+class ReplyBatch(msgspec.Struct, array_like=True):
+    version: int
+    replies: list[Reply]
+
+
+#: The first byte of every batch frame (a msgpack fixarray of 2 elements).
+BATCH: Final = 0x92
+#: Requests per batch frame a client sends at most (the frame limit applies too).
+MAX_BATCH: Final = 256
+
 _request_decoder = msgspec.msgpack.Decoder(Request)
 _reply_decoder = msgspec.msgpack.Decoder(Reply)
+_request_batch_decoder = msgspec.msgpack.Decoder(RequestBatch)
+_reply_batch_decoder = msgspec.msgpack.Decoder(ReplyBatch)
 _feed_decoder = msgspec.msgpack.Decoder(FeedMessage, dec_hook=_dec_hook)
 
 
@@ -219,6 +249,39 @@ def decode_request(frame: bytes) -> Request:
     return req
 
 
+def _array_header(count: int) -> bytes:
+    if count < 16:
+        return bytes((0x90 | count,))
+    if count < 1 << 16:
+        return b"\xdc" + count.to_bytes(2, "big")
+    return b"\xdd" + count.to_bytes(4, "big")
+
+
+def join_requests(frames: list[bytes]) -> bytes:
+    """One batch frame from single request frames (each is already a msgpack array)."""
+    return bytes((BATCH, VERSION)) + _array_header(len(frames)) + b"".join(frames)
+
+
+def decode_requests(frame: bytes) -> list[Request]:
+    """A single request or a batch; raises ``InvalidArgument`` when it is malformed."""
+    if not frame or frame[0] != BATCH:
+        return [decode_request(frame)]
+    try:
+        batch = _request_batch_decoder.decode(frame)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise InvalidArgument(f"malformed request batch: {exc}") from None
+    if batch.version != VERSION:
+        raise InvalidArgument(
+            f"unsupported protocol version {batch.version} (this server speaks {VERSION})"
+        )
+    for req in batch.requests:
+        if req.version != VERSION:
+            raise InvalidArgument(
+                f"unsupported protocol version {req.version} (this server speaks {VERSION})"
+            )
+    return batch.requests
+
+
 def decode_args(method: str, raw: msgspec.Raw) -> tuple[Any, ...]:
     """Decode and validate the arguments of ``method``; errors are ``InvalidArgument``."""
     decoder = _ARG_DECODERS.get(method)
@@ -246,8 +309,20 @@ def encode_reply(req_id: int, status: int, payload: Any) -> bytes:
     return _encoder.encode((VERSION, req_id, status, payload))
 
 
+def encode_reply_batch(replies: list[tuple[int, int, Any]]) -> bytes:
+    """``(req_id, status, payload)`` triples as one batch frame."""
+    return _encoder.encode((VERSION, [(VERSION, r, st, p) for r, st, p in replies]))
+
+
 def decode_reply(frame: bytes) -> Reply:
     return _reply_decoder.decode(frame)
+
+
+def decode_replies(frame: bytes) -> list[Reply]:
+    """A single reply or a batch of them."""
+    if frame and frame[0] == BATCH:
+        return _reply_batch_decoder.decode(frame).replies
+    return [_reply_decoder.decode(frame)]
 
 
 def decode_value(method: str, raw: msgspec.Raw) -> Any:

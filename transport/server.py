@@ -98,16 +98,24 @@ class _Client:
 class _Sink:
     """Where an actor puts one call's answer; duck-types the reply future the actor expects."""
 
-    __slots__ = ("_done", "identity", "method", "outbox", "registry", "req_id")
+    __slots__ = ("_done", "identity", "kind", "method", "outbox", "registry", "req_id")
 
     def __init__(
-        self, outbox: Outbox, identity: bytes, req_id: int, method: str, registry: str
+        self,
+        outbox: Outbox,
+        identity: bytes,
+        req_id: int,
+        method: str,
+        registry: str,
+        batched: bool = False,
     ) -> None:
         self.outbox = outbox
         self.identity = identity
         self.req_id = req_id
         self.method = method
         self.registry = registry
+        #: requests that came in a batch are answered in batches
+        self.kind = "breply" if batched else "reply"
         self._done = False
 
     def done(self) -> bool:
@@ -116,14 +124,14 @@ class _Sink:
     def set(self, value: Any = None) -> None:
         self._done = True
         self.outbox.put(
-            ("reply", self.identity, self.req_id, self.method, codec.OK, value, self.registry)
+            (self.kind, self.identity, self.req_id, self.method, codec.OK, value, self.registry)
         )
 
     def set_exception(self, exc: Any = None) -> None:
         self._done = True
         error = exc[1] if isinstance(exc, tuple) else exc
         self.outbox.put(
-            ("reply", self.identity, self.req_id, self.method, codec.ERROR, error, self.registry)
+            (self.kind, self.identity, self.req_id, self.method, codec.ERROR, error, self.registry)
         )
 
 
@@ -387,17 +395,35 @@ class RegistryServer:
         frame: bytes,
         batches: dict[str, list[Call]],
     ) -> None:
-        self.stats["requests"] += 1
         try:
-            req = codec.decode_request(frame)
+            reqs = codec.decode_requests(frame)
         except InvalidArgument as exc:
+            self.stats["requests"] += 1
             self.stats["malformed"] += 1
             self._reply_error(router, identity, 0, exc)
             return
-        if len(frame) > self.config.max_frame:
+        batched = frame[0] == codec.BATCH
+        too_large = len(frame) > self.config.max_frame
+        for req in reqs:
+            self._accept_one(
+                router, identity, client, req, len(frame) if too_large else 0, batched, batches
+            )
+
+    def _accept_one(
+        self,
+        router: zmq.Socket[bytes],
+        identity: bytes,
+        client: _Client,
+        req: codec.Request,
+        too_large: int,
+        batched: bool,
+        batches: dict[str, list[Call]],
+    ) -> None:
+        self.stats["requests"] += 1
+        if too_large:
             self.stats["rejected_large"] += 1
             self._reply_error(
-                router, identity, req.req_id, TooLarge(len(frame), self.config.max_frame)
+                router, identity, req.req_id, TooLarge(too_large, self.config.max_frame)
             )
             return
         if req.method == "ping":
@@ -430,7 +456,7 @@ class RegistryServer:
             )
             return
         client.inflight += 1
-        sink = _Sink(self.outbox, identity, req.req_id, req.method, reg.name)
+        sink = _Sink(self.outbox, identity, req.req_id, req.method, reg.name, batched)
         batches.setdefault(reg.name, []).append(Call(req.method, args, sink))  # type: ignore[arg-type]
 
     def _reply_error(
@@ -451,11 +477,17 @@ class RegistryServer:
             pass
 
     def _send_outbox(self, router: zmq.Socket[bytes], pub: zmq.Socket[bytes]) -> None:
+        grouped: dict[bytes, list[tuple[int, int, Any]]] = {}
         for item in self.outbox.drain():
             kind = item[0]
-            if kind == "reply":
-                self._send_reply(router, *item[1:])
+            if kind == "breply":
+                grouped.setdefault(item[1], []).append(self._answer(*item[1:]))
+            elif kind == "reply":
+                self._send(router, item[1], codec.encode_reply(*self._answer(*item[1:])))
             elif kind == "final":
+                group = grouped.pop(item[1], None)
+                if group:  # the ACCEPTED reply must reach the client before the value
+                    self._send_batch(router, item[1], group)
                 self._send_final(router, *item[1:])
             elif kind == "pub":
                 name, entries = item[1], item[2]
@@ -466,17 +498,30 @@ class RegistryServer:
                 frame = codec.encode_feed("entries", mark, 0, entries)
                 pub.send(codec.topic(name), _SNDMORE)
                 pub.send(frame)
+        for identity, group in grouped.items():
+            self._send_batch(router, identity, group)
 
-    def _send_reply(
+    def _send_batch(
+        self, router: zmq.Socket[bytes], identity: bytes, group: list[tuple[int, int, Any]]
+    ) -> None:
+        if len(group) == 1:
+            self._send(router, identity, codec.encode_reply(*group[0]))
+            return
+        for start in range(0, len(group), codec.MAX_BATCH):
+            self._send(
+                router, identity, codec.encode_reply_batch(group[start : start + codec.MAX_BATCH])
+            )
+
+    def _answer(
         self,
-        router: zmq.Socket[bytes],
         identity: bytes,
         req_id: int,
         method: str,
         status: int,
         value: Any,
         registry: str,
-    ) -> None:
+    ) -> tuple[int, int, Any]:
+        """The reply to one request, as ``(req_id, status, payload)``; a future is held."""
         client = self.clients.get(identity)
         if client is not None:
             client.inflight -= 1
@@ -487,7 +532,6 @@ class RegistryServer:
             else:
                 metrics.rejected.labels(type(value).__name__).inc()
         if status == codec.OK and isinstance(value, OpsFuture):
-            frame = codec.encode_reply(req_id, codec.ACCEPTED, None)
             if client is not None and not value.done():
                 client.held[req_id] = value
             outbox = self.outbox
@@ -496,13 +540,12 @@ class RegistryServer:
                 outbox.put(("final", identity, req_id, method, f))
 
             value.add_done_callback(settled)
-        elif status == codec.OK:
-            frame = codec.encode_reply(req_id, codec.OK, value)
-        else:
-            if not isinstance(value, OpsLifecycleError):
-                value = Internal(repr(value))
-            frame = codec.encode_reply(req_id, codec.ERROR, codec.encode_error(value))
-        self._send(router, identity, frame)
+            return req_id, codec.ACCEPTED, None
+        if status == codec.OK:
+            return req_id, codec.OK, value
+        if not isinstance(value, OpsLifecycleError):
+            value = Internal(repr(value))
+        return req_id, codec.ERROR, codec.encode_error(value)
 
     def _send_final(
         self,
