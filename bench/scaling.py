@@ -67,7 +67,7 @@ def main() -> int:
         else ([1000, 10_000, 30_000] if args.quick else [1000, 10_000, 100_000])
     )
     n = args.n or (3000 if args.quick else 20_000)
-    repeat = args.repeat or (1 if args.quick else 3)
+    repeat = args.repeat or (1 if args.quick else 5)
     rates: dict[int, list[float]] = {k: [] for k in sizes}
     for rep in range(repeat):
         for k in sizes:

@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
     n = args.n or (400 if args.quick else 3000)
-    repeat = args.repeat or (1 if args.quick else 3)
+    repeat = args.repeat or (1 if args.quick else 5)
     probes = args.probes or (30 if args.quick else 300)
 
     wall0 = time.perf_counter()
