@@ -217,3 +217,82 @@ def test_ipc_endpoint_directory_is_owner_only(tmp_path: Path) -> None:
         assert mode == 0o700, oct(mode)
         with RegistryClient(srv.endpoint, timeout=10) as cli:
             assert cli.watermark() == 0
+
+
+def _replies(sock: zmq.Socket[bytes], count: int) -> dict[int, tuple[int, object]]:
+    """Read single or batch reply frames until ``count`` answers arrived, by request id."""
+    got: dict[int, tuple[int, object]] = {}
+    while len(got) < count:
+        for reply in codec.decode_replies(sock.recv()):
+            got[reply.req_id] = (reply.status, reply.payload)
+    return got
+
+
+MALFORMED_BATCHES = [
+    b"\x92",  # a batch header and nothing else
+    msgspec.msgpack.encode([1, 5]),  # requests is not a list
+    msgspec.msgpack.encode([1, [[1, 7]]]),  # a truncated request inside
+    msgspec.msgpack.encode([99, []]),  # future batch version
+    msgspec.msgpack.encode([1, [[99, 7, "", "default", "watermark", []]]]),  # future request
+    msgspec.msgpack.encode([1, ["x", "y"]]),
+]
+
+
+def test_batch_frames_answer_each_request_and_bad_batches_change_nothing(
+    server: RegistryServer,
+) -> None:
+    spec = background_spec("batched")
+    sock = _raw_dealer(server.endpoint)
+    try:
+        sock.send(
+            codec.join_requests(
+                [
+                    codec.encode_request(1, "", "default", "register_operation", (spec,)),
+                    codec.encode_request(2, "", "default", "list_since", (-1,)),
+                    codec.encode_request(3, "", "default", "register_operation", (spec,)),
+                    codec.encode_request(4, "", "default", "no_such_method", ()),
+                    codec.encode_request(5, "", "default", "provisioning_succeeded", (spec.id,)),
+                ]
+            )
+        )
+        got = _replies(sock, 5)
+        assert got[1][0] == codec.OK and got[5][0] == codec.OK
+        errors = {i: codec.decode_error(got[i][1]) for i in (2, 3, 4)}  # type: ignore[arg-type]
+        assert isinstance(errors[2], InvalidArgument)
+        assert type(errors[3]).__name__ == "AlreadyRegistered"
+        assert isinstance(errors[4], InvalidArgument)
+
+        with RegistryClient(server.endpoint, timeout=10) as cli:
+            assert cli.snapshot(spec.id).status is OperationStatus.RUNNING
+            before = _state(cli)
+            for frame in MALFORMED_BATCHES:
+                sock.send(frame)
+                req_id, status, payload = _reply(sock)
+                assert (req_id, status) == (0, codec.ERROR), frame
+                assert isinstance(codec.decode_error(payload), InvalidArgument), frame  # type: ignore[arg-type]
+            # A batch over the frame limit: every request in it is refused, none runs.
+            big = "x" * (server.config.max_frame // 2)
+            sock.send(
+                codec.join_requests(
+                    [
+                        codec.encode_request(10 + i, "", "default", "terminate_owner", (big,))
+                        for i in range(3)
+                    ]
+                )
+            )
+            got = _replies(sock, 3)
+            for i in range(3):
+                status, payload = got[10 + i]
+                assert status == codec.ERROR
+                assert isinstance(codec.decode_error(payload), TooLarge)  # type: ignore[arg-type]
+            assert _state(cli) == before
+    finally:
+        sock.close()
+
+
+@pytest.mark.parametrize("count", [1, 15, 16, 300, 70_000])
+def test_joined_requests_decode_as_the_same_requests(count: int) -> None:
+    frames = [codec.encode_request(i, "", "default", "watermark", ()) for i in range(count)]
+    requests = codec.decode_requests(codec.join_requests(frames))
+    assert [r.req_id for r in requests] == list(range(count))
+    assert {r.method for r in requests} == {"watermark"}
