@@ -69,7 +69,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-
 _DEFER: Final = object()
 DEFAULT_CALL_TIMEOUT: Final = 60.0
 
