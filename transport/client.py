@@ -47,6 +47,7 @@ __all__ = ["RegistryClient"]
 
 _NOBLOCK: Final = int(zmq.NOBLOCK)
 _RCVTIMEO: Final = int(zmq.RCVTIMEO)
+
 log = logging.getLogger(__name__)
 
 _SWEEP_EVERY: Final = 1.0
