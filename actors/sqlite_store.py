@@ -164,7 +164,15 @@ class SqliteStore:
             raise self._refuse("the file is empty (truncated?)")
         uri = f"file:{self.path}?mode=rw"
         try:
-            db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=True)
+            # One cached statement per INSERT size (1.._ROWS_PER_STATEMENT rows) plus the
+            # rest: re-preparing a multi-row INSERT costs more than running it.
+            db = sqlite3.connect(
+                uri,
+                uri=True,
+                isolation_level=None,
+                check_same_thread=True,
+                cached_statements=_ROWS_PER_STATEMENT + 64,
+            )
         except sqlite3.Error as exc:
             raise self._refuse(str(exc)) from None
         try:
