@@ -273,7 +273,7 @@ class SqliteStore:
             else:
                 for record in msg.records:
                     lsn += 1
-                    rows += (lsn, name, _kind(record), None, encode(record))
+                    rows += (lsn, name, _kind(type(record)), None, encode(record))
         count = lsn - self._last_lsn
         if count == 0:
             return seqs
@@ -374,5 +374,7 @@ class SqliteStore:
         self._release_lock()
 
 
-def _kind(record: JournalRecord) -> str:
-    return str(record.__struct_config__.tag)
+@functools.cache
+def _kind(record_type: type[JournalRecord]) -> str:
+    """The record's tag (``register``, ``start``, …), looked up once per type."""
+    return str(record_type.__struct_config__.tag)
