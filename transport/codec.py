@@ -236,16 +236,20 @@ def _enc(obj: Any) -> Any:
 _encoder = msgspec.msgpack.Encoder(enc_hook=_enc)
 
 
+def _check_version(version: int) -> None:
+    if version != VERSION:
+        raise InvalidArgument(
+            f"unsupported protocol version {version} (this server speaks {VERSION})"
+        )
+
+
 def decode_request(frame: bytes) -> Request:
     """Decode the envelope only; raises ``InvalidArgument`` when it is malformed."""
     try:
         req = _request_decoder.decode(frame)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise InvalidArgument(f"malformed request frame: {exc}") from None
-    if req.version != VERSION:
-        raise InvalidArgument(
-            f"unsupported protocol version {req.version} (this server speaks {VERSION})"
-        )
+    _check_version(req.version)
     return req
 
 
@@ -270,15 +274,9 @@ def decode_requests(frame: bytes) -> list[Request]:
         batch = _request_batch_decoder.decode(frame)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise InvalidArgument(f"malformed request batch: {exc}") from None
-    if batch.version != VERSION:
-        raise InvalidArgument(
-            f"unsupported protocol version {batch.version} (this server speaks {VERSION})"
-        )
+    _check_version(batch.version)
     for req in batch.requests:
-        if req.version != VERSION:
-            raise InvalidArgument(
-                f"unsupported protocol version {req.version} (this server speaks {VERSION})"
-            )
+        _check_version(req.version)
     return batch.requests
 
 
