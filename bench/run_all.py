@@ -4,7 +4,8 @@ Runs the scripts below one after another (each prints one JSON line), writes all
 ``bench/results/<timestamp>.json``, a table to ``bench/results/latest.md`` and a bar chart
 of every figure as a ratio to its baseline to ``bench/results/latest.png``.
 
-    python bench/run_all.py [--quick]
+    python bench/run_all.py [--quick] [--out DIR]
+    python bench/run_all.py --render bench/results/<timestamp>.json   # redraw only
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ def ratios(results: dict[str, dict[str, Any]]) -> list[tuple[str, float | None, 
          _get(dur, "ratios", "journal_full_over_naive_snapshot", "threads_8", "of_medians"), "≥ 5"),
         ("per-call over tcp ÷ raw ZeroMQ+pykka ceiling",
          _get(tr, "ratios", "per_call_over_raw", "of_medians"), "≥ 0.7"),
+        ("pipelined over tcp ÷ 10,000 lifecycles/s", div(pipelined, 10_000), "≥ 1"),
         ("scaling: 100k active ÷ 1k active", _get(sc, "largest_over_smallest", "of_medians"), "≥ 0.8"),
         ("per-call ÷ Ray actor registry", div(per_call, _get(ray, "lifecycles_per_s", "per_call", "median")), "≥ 7"),
         ("pipelined ÷ Ray pipelined", div(pipelined, _get(ray, "lifecycles_per_s", "pipelined", "median")), "≥ 15"),
@@ -83,10 +85,19 @@ def ratios(results: dict[str, dict[str, Any]]) -> list[tuple[str, float | None, 
     ]  # fmt: skip
 
 
+def _threshold(target: str) -> float:
+    return float(target.removeprefix("≥").strip())
+
+
+def holds(value: float | None, target: str) -> bool | None:
+    return None if value is None else value >= _threshold(target)
+
+
 def table(results: dict[str, dict[str, Any]], rows: list[tuple[str, float | None, str]]) -> str:
-    out = ["| figure | ratio | target |", "|---|---|---|"]
+    out = ["| figure | ratio | target | holds |", "|---|---|---|---|"]
     for name, value, target in rows:
-        out.append(f"| {name} | {'n/a' if value is None else value} | {target} |")
+        verdict = {None: "n/a", True: "yes", False: "**no**"}[holds(value, target)]
+        out.append(f"| {name} | {'n/a' if value is None else value} | {target} | {verdict} |")
     out.append("")
     out.append("| benchmark | status |")
     out.append("|---|---|")
@@ -109,13 +120,22 @@ def chart(rows: list[tuple[str, float | None, str]], path: Path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    shown = [(n, v) for n, v, _ in rows if v is not None]
+    shown = [(n, v, t) for n, v, t in rows if v is not None]
     if not shown:
         return False
-    fig, ax = plt.subplots(figsize=(9, 0.5 * len(shown) + 1.5))
-    ax.barh([n for n, _ in shown], [v for _, v in shown], color="#3b7dd8")
+    fig, ax = plt.subplots(figsize=(10, 0.5 * len(shown) + 1.8))
+    names = [n for n, _, _ in shown]
+    values = [v for _, v, _ in shown]
+    colors = ["#2e8b57" if holds(v, t) else "#d9822b" for _, v, t in shown]
+    ax.barh(names, values, color=colors)
+    ax.set_xscale("log")  # ratios from 0.3 to 40 on one axis
+    for i, (_, v, t) in enumerate(shown):
+        ax.plot([_threshold(t)] * 2, [i - 0.4, i + 0.4], color="black", linewidth=2)
+        ax.annotate(f"{v:g}", (v, i), xytext=(4, 0), textcoords="offset points", va="center")
     ax.axvline(1.0, color="grey", linewidth=0.8)
-    ax.set_xlabel("ratio to its baseline")
+    ax.set_xlabel(
+        "ratio to its baseline (log scale); black tick = target; green holds, orange misses"
+    )
     ax.invert_yaxis()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -126,21 +146,29 @@ def chart(rows: list[tuple[str, float | None, str]], path: Path) -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--render", metavar="JSON", help="only redraw latest.md/png from a results file"
+    )
+    parser.add_argument("--out", metavar="DIR", default=str(HERE / "results"))
     args = parser.parse_args()
-    results: dict[str, dict[str, Any]] = {}
-    for script in SCRIPTS:
-        result = run(script, args.quick)
-        results[str(result.get("bench", script))] = result
-    out_dir = HERE / "results"
+    out_dir = Path(args.out)
     out_dir.mkdir(exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    (out_dir / f"{stamp}.json").write_text(json.dumps(results, indent=1) + "\n")
+    if args.render:
+        results = json.loads(Path(args.render).read_text())
+        stamp = Path(args.render).stem
+    else:
+        results = {}
+        for script in SCRIPTS:
+            result = run(script, args.quick)
+            results[str(result.get("bench", script))] = result
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        (out_dir / f"{stamp}.json").write_text(json.dumps(results, indent=1) + "\n")
     rows = ratios(results)
     (out_dir / "latest.md").write_text(
         f"# Benchmarks, {stamp}{' (quick)' if args.quick else ''}\n\n" + table(results, rows)
     )
     drew = chart(rows, out_dir / "latest.png")
-    print(json.dumps({"bench": "all", "results": f"bench/results/{stamp}.json", "chart": drew}))
+    print(json.dumps({"bench": "all", "results": str(out_dir / f"{stamp}.json"), "chart": drew}))
     return 0
 
 
