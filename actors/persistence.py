@@ -109,8 +109,8 @@ class FaultPlan:
     """Failures and stalls a store applies to its next commits.
 
     This is how tests reach the rollback and in-flight paths of SPEC §4 with a
-    real store: the store raises inside its transaction (so the transaction is
-    really rolled back) or blocks before committing (a slow disk).
+    real store: the store raises at its point of commit (so nothing of the batch is
+    written) or blocks before committing (a slow disk).
     """
 
     _lock: threading.Lock = field(default_factory=threading.Lock)
