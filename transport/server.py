@@ -485,9 +485,8 @@ class RegistryServer:
             elif kind == "reply":
                 self._send(router, item[1], codec.encode_reply(*self._answer(*item[1:])))
             elif kind == "final":
-                group = grouped.pop(item[1], None)
-                if group:  # the ACCEPTED reply must reach the client before the value
-                    self._send_batch(router, item[1], group)
+                # Never ahead of its ACCEPTED: a future's done-callback is added while its
+                # ACCEPTED is answered, so its "final" lands in a later pass than that.
                 self._send_final(router, *item[1:])
             elif kind == "pub":
                 name, entries = item[1], item[2]

@@ -296,3 +296,35 @@ def test_joined_requests_decode_as_the_same_requests(count: int) -> None:
     requests = codec.decode_requests(codec.join_requests(frames))
     assert [r.req_id for r in requests] == list(range(count))
     assert {r.method for r in requests} == {"watermark"}
+
+
+def test_a_batched_watcher_is_accepted_before_its_value_arrives(server: RegistryServer) -> None:
+    """The value of a future already resolved must not overtake its ACCEPTED in a batch."""
+    with RegistryClient(server.endpoint, timeout=10) as cli:
+        spec = background_spec("done-already")
+        cli.register_operation(spec)
+        cli.provisioning_succeeded(spec.id)
+        cli.complete_operation(spec.id, result_for(spec.id))
+    sock = _raw_dealer(server.endpoint)
+    try:
+        for round_ in range(20):
+            base = 100 * round_
+            sock.send(
+                codec.join_requests(
+                    [
+                        codec.encode_request(base + i, "", "default", "watermark", ())
+                        for i in range(3)
+                    ]
+                    + [
+                        codec.encode_request(
+                            base + 9, "", "default", "register_watcher", (spec.id,)
+                        )
+                    ]
+                )
+            )
+            order: list[tuple[int, int]] = []
+            while (base + 9, codec.OK) not in order:
+                order += [(r.req_id, r.status) for r in codec.decode_replies(sock.recv())]
+            assert order.index((base + 9, codec.ACCEPTED)) < order.index((base + 9, codec.OK))
+    finally:
+        sock.close()
