@@ -1,19 +1,90 @@
 """Helpers every benchmark script shares: threads from a common start, operations to
-drive, and the median/min/max summaries the JSON lines report."""
+drive, server subprocesses, and the median/min/max summaries the JSON lines report.
+
+(The peers in ``bench/peers/`` keep their own clock helpers: Ray pickles task
+functions by module reference, and its workers cannot import this file.)"""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import re
+import select
+import signal
 import statistics
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from actors import OperationId, OperationKind, OperationResult, OperationSpec
 
 Work = Callable[[], None]
 Ops = list[tuple[OperationSpec, OperationResult]]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def now_ns() -> int:
+    """CLOCK_MONOTONIC: one clock for every process on the machine (Linux)."""
+    return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+
+
+def die_with_parent() -> None:
+    """Have the kernel SIGKILL this process when its parent dies (Linux; best effort)."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def spawn_server(
+    cmd: list[str], log_path: str, banner: re.Pattern[str], timeout: float = 60.0
+) -> tuple[subprocess.Popen[str], re.Match[str] | None, str]:
+    """Start a server subprocess (stderr to ``log_path``) and read its first stdout line.
+
+    Returns the process, the banner's match on that line (None when it did not
+    start: the caller stops it and reports) and the line itself.
+    """
+    with open(log_path, "w") as err:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            preexec_fn=die_with_parent,
+        )
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    line = proc.stdout.readline() if ready else ""
+    return proc, banner.search(line), line
+
+
+class Driver(Protocol):
+    """Anything with the three calls of a lifecycle: a registry, a client, a baseline."""
+
+    def register_operation(self, spec: OperationSpec) -> Any: ...
+
+    def provisioning_succeeded(self, op_id: OperationId) -> Any: ...
+
+    def complete_operation(self, op_id: OperationId, result: OperationResult) -> Any: ...
+
+
+def lifecycles(driver: Driver, ops: Ops) -> None:
+    """register -> start -> complete for each operation, one call at a time."""
+    register = driver.register_operation
+    start = driver.provisioning_succeeded
+    complete = driver.complete_operation
+    for spec, result in ops:
+        register(spec)
+        start(spec.id)
+        complete(spec.id, result)
+
+
+def lifecycle_work(driver: Driver, ops: Ops) -> Work:
+    return lambda: lifecycles(driver, ops)
 
 
 def log(text: str) -> None:

@@ -90,12 +90,12 @@ import threading
 import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pykka
-from _common import Ops, Work, log, make_ops, ratio, run_threads, split, summary
+from _common import lifecycle_work, log, make_ops, ratio, run_threads, split, summary
 
-from actors import OperationId, OperationResult, OperationSpec, OpsRegistry
+from actors import OperationId, OperationResult, OpsRegistry
 from actors.lifecycle import Lifecycle
 from actors.model import Completed, PersistedOpsSnapshot, decode, encode
 from actors.persistence import Append, Commit
@@ -120,27 +120,6 @@ RECOVERY_RETAINED = 10_000
 RECOVERY_LIFECYCLES = 33_334  # x 3 records = 100,002 journal records after the snapshot
 RECOVERY_BATCH = 1_000  # lifecycles per build transaction (3,000 rows)
 REGISTRY = "default"
-
-
-class Driver(Protocol):
-    def register_operation(self, spec: OperationSpec) -> None: ...
-
-    def provisioning_succeeded(self, op_id: OperationId) -> None: ...
-
-    def complete_operation(self, op_id: OperationId, result: OperationResult) -> None: ...
-
-
-def lifecycle_work(reg: Driver, ops: Ops) -> Work:
-    def work() -> None:
-        register = reg.register_operation
-        start = reg.provisioning_succeeded
-        complete = reg.complete_operation
-        for spec, result in ops:
-            register(spec)
-            start(spec.id)
-            complete(spec.id, result)
-
-    return work
 
 
 # --- (c) the naive reference design: one full snapshot per terminal ----------------------

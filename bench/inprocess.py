@@ -64,9 +64,9 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import pykka
-from _common import Work, log, make_ops, run_threads, split, summary
+from _common import Work, lifecycle_work, log, make_ops, run_threads, split, summary
 
-from actors import OperationResult, OperationSpec, OpsRegistry
+from actors import OpsRegistry
 
 MAX_COMPLETED = 256
 THREAD_COUNTS = (1, 4)
@@ -83,19 +83,6 @@ class NullActor(pykka.ThreadingActor):
 
     def on_receive(self, message: Any) -> Any:
         return None
-
-
-def lifecycle_work(reg: OpsRegistry, ops: list[tuple[OperationSpec, OperationResult]]) -> Work:
-    def work() -> None:
-        register = reg.register_operation
-        start = reg.provisioning_succeeded
-        complete = reg.complete_operation
-        for spec, result in ops:
-            register(spec)
-            start(spec.id)
-            complete(spec.id, result)
-
-    return work
 
 
 def time_lifecycles(store: bool, n: int, threads: int) -> float:

@@ -41,19 +41,17 @@ import sys
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
-from _common import log, make_ops, split
+from _common import die_with_parent, log, make_ops, now_ns, spawn_server, split
 
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
 import argparse
 import contextlib
-import ctypes
 import json
 import math
 import multiprocessing
 import platform
 import re
-import select
 import shutil
 import signal
 import subprocess
@@ -71,7 +69,6 @@ from transport.client import RegistryClient
 from transport.errors import FeedGap
 from transport.feed import FeedSubscriber
 
-ROOT: Final = Path(_HERE).parent
 REGISTRY: Final = "soak"
 CLIENTS: Final = 2
 DEFAULT_N, QUICK_N = 1_000_000, 50_000
@@ -85,17 +82,6 @@ BANNER: Final = re.compile(r"serving requests on (\S+), feed on (\S+),")
 
 # Progress slots, one writer each (a RawArray needs no lock then).
 SLOT_CLIENT0, SLOT_CLIENT1, SLOT_PROBES, SLOT_FEED = range(4)
-
-
-def now_ns() -> int:
-    """CLOCK_MONOTONIC: one clock for every process on the machine (Linux)."""
-    return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-
-
-def die_with_parent() -> None:
-    """Have the kernel SIGKILL this process when its parent dies (Linux; best effort)."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 # --- child processes --------------------------------------------------------------------------
@@ -330,20 +316,7 @@ class Server:
             "--data",
             self.data_dir,
         ]
-        with open(self.log_path, "w") as err:
-            self.proc = subprocess.Popen(
-                cmd,
-                cwd=ROOT,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=err,
-                text=True,
-                preexec_fn=die_with_parent,
-            )
-        assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], 60)
-        line = self.proc.stdout.readline() if ready else ""
-        match = BANNER.search(line)
+        self.proc, match, line = spawn_server(cmd, self.log_path, BANNER)
         if match is None:
             self.stop()
             raise RuntimeError(f"server did not start: {line!r} {self.log_tail()}")

@@ -117,13 +117,12 @@ import sys
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, _HERE)  # for _common (spawned workers re-run this too)
-from _common import log, make_ops, split, summary
+from _common import die_with_parent, lifecycles, log, make_ops, now_ns, spawn_server, split, summary
 
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
 import argparse
 import contextlib
-import ctypes
 import itertools
 import json
 import math
@@ -131,7 +130,6 @@ import multiprocessing
 import platform
 import re
 import resource
-import select
 import shlex
 import shutil
 import signal
@@ -158,7 +156,6 @@ from transport.client import RegistryClient
 from transport.errors import FeedGap
 from transport.feed import FeedSubscriber
 
-ROOT: Final = Path(_HERE).parent
 REGISTRY: Final = "bench"
 WORKERS: Final = 4
 POOL_SIZE: Final = WORKERS + 2  # 4 load workers, a watcher, a prober/producer
@@ -182,17 +179,6 @@ RAW_BANNER: Final = re.compile(r"raw serving requests on (\S+)")
 # registry, method, args]`` -> ``[VERSION, req_id, status, payload]``).
 OK, ERROR, ACCEPTED = 0, 1, 2
 RAW_EPOCH: Final = "0" * 36  # opsreg's epochs are 36-character UUIDs
-
-
-def now_ns() -> int:
-    """CLOCK_MONOTONIC: one clock for every process on the machine (Linux)."""
-    return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-
-
-def die_with_parent() -> None:
-    """Have the kernel SIGKILL this process when its parent dies (Linux; best effort)."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 # --- operations -----------------------------------------------------------------------------
@@ -473,25 +459,20 @@ def connect(endpoint: str) -> RegistryClient:
     return cli
 
 
+def timed(ctl: Ctl, run: Callable[[list[Any]], None], ops: list[Any]) -> dict[str, Any]:
+    """Warm up on the first WARM_LIFECYCLES operations, wait for "go", time the rest."""
+    run(ops[:WARM_LIFECYCLES])
+    t0 = ctl.ready()
+    cpu0 = time.process_time()
+    run(ops[WARM_LIFECYCLES:])
+    t1 = now_ns()
+    return {"t_start": t0, "t_end": t1, "cpu": time.process_time() - cpu0}
+
+
 def task_per_call(ctl: Ctl, endpoint: str, n: int, owner: str) -> dict[str, Any]:
     cli = connect(endpoint)
     try:
-        ops = make_ops(n + WARM_LIFECYCLES, owner)
-        register, start = cli.register_operation, cli.provisioning_succeeded
-        complete = cli.complete_operation
-        for spec, result in ops[:WARM_LIFECYCLES]:
-            register(spec)
-            start(spec.id)
-            complete(spec.id, result)
-        ops = ops[WARM_LIFECYCLES:]
-        t0 = ctl.ready()
-        cpu0 = time.process_time()
-        for spec, result in ops:
-            register(spec)
-            start(spec.id)
-            complete(spec.id, result)
-        t1 = now_ns()
-        return {"t_start": t0, "t_end": t1, "cpu": time.process_time() - cpu0}
+        return timed(ctl, lambda ops: lifecycles(cli, ops), make_ops(n + WARM_LIFECYCLES, owner))
     finally:
         cli.close()
 
@@ -511,35 +492,24 @@ def pipelined(cli: RegistryClient, ops: list[tuple[OperationSpec, OperationResul
 def task_pipelined(ctl: Ctl, endpoint: str, n: int, owner: str) -> dict[str, Any]:
     cli = connect(endpoint)
     try:
-        ops = make_ops(n + WARM_LIFECYCLES, owner)
-        pipelined(cli, ops[:WARM_LIFECYCLES])
-        t0 = ctl.ready()
-        cpu0 = time.process_time()
-        pipelined(cli, ops[WARM_LIFECYCLES:])
-        t1 = now_ns()
-        return {"t_start": t0, "t_end": t1, "cpu": time.process_time() - cpu0}
+        return timed(ctl, lambda ops: pipelined(cli, ops), make_ops(n + WARM_LIFECYCLES, owner))
     finally:
         cli.close()
+
+
+def call_lifecycles(call: Callable[..., Any], ops: list[tuple[Any, Any, Any]]) -> None:
+    """Per-call lifecycles through a ``call(method, *args)`` client: (key, spec, result)."""
+    for key, spec, result in ops:
+        call("register_operation", spec)
+        call("provisioning_succeeded", key)
+        call("complete_operation", key, result)
 
 
 def task_mini_per_call(ctl: Ctl, endpoint: str, n: int, owner: str) -> dict[str, Any]:
     cli = MiniOpsClient(endpoint)
     try:
-        ops = make_ops(n + WARM_LIFECYCLES, owner)
-        call = cli.call
-        for spec, result in ops[:WARM_LIFECYCLES]:
-            call("register_operation", spec)
-            call("provisioning_succeeded", spec.id)
-            call("complete_operation", spec.id, result)
-        ops = ops[WARM_LIFECYCLES:]
-        t0 = ctl.ready()
-        cpu0 = time.process_time()
-        for spec, result in ops:
-            call("register_operation", spec)
-            call("provisioning_succeeded", spec.id)
-            call("complete_operation", spec.id, result)
-        t1 = now_ns()
-        return {"t_start": t0, "t_end": t1, "cpu": time.process_time() - cpu0}
+        ops = [(spec.id, spec, result) for spec, result in make_ops(n + WARM_LIFECYCLES, owner)]
+        return timed(ctl, lambda chunk: call_lifecycles(cli.call, chunk), ops)
     finally:
         cli.close()
 
@@ -558,13 +528,7 @@ def task_raw_pipelined(ctl: Ctl, endpoint: str, n: int, owner: str) -> dict[str,
             cli.take(3 * len(chunk))
 
     try:
-        ops = raw_ops(n + WARM_LIFECYCLES, owner)
-        run(ops[:WARM_LIFECYCLES])
-        t0 = ctl.ready()
-        cpu0 = time.process_time()
-        run(ops[WARM_LIFECYCLES:])
-        t1 = now_ns()
-        return {"t_start": t0, "t_end": t1, "cpu": time.process_time() - cpu0}
+        return timed(ctl, run, raw_ops(n + WARM_LIFECYCLES, owner))
     finally:
         cli.close()
 
@@ -572,21 +536,9 @@ def task_raw_pipelined(ctl: Ctl, endpoint: str, n: int, owner: str) -> dict[str,
 def task_raw_per_call(ctl: Ctl, endpoint: str, n: int, owner: str) -> dict[str, Any]:
     cli = RawClient(endpoint)
     try:
-        ops = raw_ops(n + WARM_LIFECYCLES, owner)
-        call = cli.call
-        for key, spec, result in ops[:WARM_LIFECYCLES]:
-            call("register_operation", spec)
-            call("provisioning_succeeded", key)
-            call("complete_operation", key, result)
-        ops = ops[WARM_LIFECYCLES:]
-        t0 = ctl.ready()
-        cpu0 = time.process_time()
-        for key, spec, result in ops:
-            call("register_operation", spec)
-            call("provisioning_succeeded", key)
-            call("complete_operation", key, result)
-        t1 = now_ns()
-        return {"t_start": t0, "t_end": t1, "cpu": time.process_time() - cpu0}
+        return timed(
+            ctl, lambda ops: call_lifecycles(cli.call, ops), raw_ops(n + WARM_LIFECYCLES, owner)
+        )
     finally:
         cli.close()
 
@@ -857,20 +809,7 @@ class ServerProcess:
         self.endpoint = self.feed_endpoint = ""
 
     def start(self) -> ServerProcess:
-        with open(self.log_path, "w") as err:
-            self.proc = subprocess.Popen(
-                self.cmd,
-                cwd=ROOT,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=err,
-                text=True,
-                preexec_fn=die_with_parent,
-            )
-        assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], 60)
-        line = self.proc.stdout.readline() if ready else ""
-        match = self.banner.search(line)
+        self.proc, match, line = spawn_server(self.cmd, self.log_path, self.banner)
         if match is None:
             self.stop()
             raise RuntimeError(f"server did not start: {line!r} {Path(self.log_path).read_text()}")
