@@ -62,6 +62,20 @@ def spawn_server(
     return proc, banner.search(line), line
 
 
+def stop_server(proc: subprocess.Popen[str]) -> int | None:
+    """SIGTERM, then SIGKILL after 30 s; close its stdout; return its exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
+    if proc.stdout is not None:
+        proc.stdout.close()
+    return proc.returncode
+
+
 class Driver(Protocol):
     """Anything with the three calls of a lifecycle: a registry, a client, a baseline."""
 

@@ -41,7 +41,7 @@ import sys
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
-from _common import die_with_parent, log, make_ops, now_ns, spawn_server, split
+from _common import die_with_parent, log, make_ops, now_ns, spawn_server, split, stop_server
 
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
@@ -350,16 +350,7 @@ class Server:
     def stop(self) -> int | None:
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=30)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        code, self.proc = self.proc.returncode, None
+        code, self.proc = stop_server(self.proc), None
         return code
 
 

@@ -117,7 +117,17 @@ import sys
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, _HERE)  # for _common (spawned workers re-run this too)
-from _common import die_with_parent, lifecycles, log, make_ops, now_ns, spawn_server, split, summary
+from _common import (
+    die_with_parent,
+    lifecycles,
+    log,
+    make_ops,
+    now_ns,
+    spawn_server,
+    split,
+    stop_server,
+    summary,
+)
 
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
@@ -824,18 +834,28 @@ class ServerProcess:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=30)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        self.proc = None
+        if self.proc is not None:
+            stop_server(self.proc)
+            self.proc = None
+
+
+def loaded_run(
+    n: int,
+    elapsed: float,
+    cpu: float,
+    res: dict[int, Any],
+    loaded: dict[str, list[int]],
+    alone: dict[str, list[int]],
+) -> dict[str, Any]:
+    """One per-call repetition with watcher probes, as the measurement methods return it."""
+    return {
+        "rate": n / elapsed,
+        "server_cpu": cpu / elapsed,
+        "client_cpu": sum(res[i]["cpu"] for i in range(WORKERS)) / elapsed,
+        "probes_during": len(loaded["return"]),
+        "under_load": loaded,
+        "standalone": alone,
+    }
 
 
 def opsreg_server(
@@ -973,14 +993,7 @@ class Bench:
             self._check_watermark(server, n + WORKERS * WARM_LIFECYCLES + probes)
         finally:
             server.stop()
-        return {
-            "rate": n / elapsed,
-            "server_cpu": cpu / elapsed,
-            "client_cpu": sum(res[i]["cpu"] for i in range(WORKERS)) / elapsed,
-            "probes_during": len(loaded["return"]),
-            "under_load": loaded,
-            "standalone": alone,
-        }
+        return loaded_run(n, elapsed, cpu, res, loaded, alone)
 
     def memory_probes(self, count: int) -> dict[str, list[int]]:
         """Standalone watcher probes against ``opsreg serve --memory`` (no journal, no disk)."""
@@ -1029,14 +1042,7 @@ class Bench:
             alone = self._probes(server.endpoint, True, standalone)
         finally:
             server.stop()
-        return {
-            "rate": n / elapsed,
-            "server_cpu": cpu / elapsed,
-            "client_cpu": sum(res[i]["cpu"] for i in range(WORKERS)) / elapsed,
-            "probes_during": len(loaded["return"]),
-            "under_load": loaded,
-            "standalone": alone,
-        }
+        return loaded_run(n, elapsed, cpu, res, loaded, alone)
 
     def feed(self, burst: int) -> dict[str, Any]:
         server = self._server()
