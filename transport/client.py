@@ -114,6 +114,8 @@ class RegistryClient(RegistryCalls):
         self._sock = self._new_socket()
         self._local = threading.local()
         self._direct_socks: list[zmq.Socket[bytes]] = []
+        #: direct sockets inside a call right now: only their own thread may close them
+        self._direct_busy: set[zmq.Socket[bytes]] = set()
         self._direct_lock = threading.Lock()
         self.connected = threading.Event()
         self._last_pong = time.monotonic()
@@ -145,9 +147,13 @@ class RegistryClient(RegistryCalls):
         self._outbox.put(("close",))
         self._thread.join(timeout=10)
         self._outbox.close()
+        # A socket belongs to one thread: close the idle ones here (the lock is the memory
+        # barrier ZeroMQ asks for when a socket changes threads); one that is inside a
+        # call is closed by its own thread when the call returns (``_leave_direct``).
         with self._direct_lock:
-            socks, self._direct_socks = self._direct_socks, []
-        for sock in socks:
+            idle = [s for s in self._direct_socks if s not in self._direct_busy]
+            self._direct_socks = [s for s in self._direct_socks if s in self._direct_busy]
+        for sock in idle:
             sock.close(linger=0)
 
     def __enter__(self) -> RegistryClient:
@@ -202,14 +208,35 @@ class RegistryClient(RegistryCalls):
         here. Replies are matched by request id; a late reply to an earlier call
         that timed out is discarded.
         """
-        if self._closed:
-            raise Unavailable("client is closed")
-        sock: zmq.Socket[bytes] | None = getattr(self._local, "sock", None)
-        if sock is None:
-            sock = self._new_socket()
-            with self._direct_lock:
+        sock = self._enter_direct()
+        try:
+            return self._exchange(sock, method, args)
+        finally:
+            self._leave_direct(sock)
+
+    def _enter_direct(self) -> zmq.Socket[bytes]:
+        """This thread's socket, marked busy so ``close`` leaves it to this thread."""
+        with self._direct_lock:
+            if self._closed:
+                raise Unavailable("client is closed")
+            sock: zmq.Socket[bytes] | None = getattr(self._local, "sock", None)
+            if sock is None:
+                sock = self._new_socket()
                 self._direct_socks.append(sock)
-            self._local.sock = sock
+                self._local.sock = sock
+            self._direct_busy.add(sock)
+        return sock
+
+    def _leave_direct(self, sock: zmq.Socket[bytes]) -> None:
+        with self._direct_lock:
+            self._direct_busy.discard(sock)
+            if not self._closed:
+                return
+            if sock in self._direct_socks:
+                self._direct_socks.remove(sock)
+        sock.close(linger=0)  # the client was closed during this call
+
+    def _exchange(self, sock: zmq.Socket[bytes], method: str, args: tuple[Any, ...]) -> Any:
         req_id = next(self._ids)
         try:
             frame = codec.encode_request(req_id, self._epoch, self.registry, method, args)
