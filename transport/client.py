@@ -425,7 +425,9 @@ class RegistryClient(RegistryCalls):
             self._settle(p, error, True)
 
     def _settle(self, p: _Pending, value: Any, is_error: bool) -> None:
-        target = p.final if p.accepted else p.first
+        # A wait re-established after a server restart has no first future: whatever
+        # answers it (the value, or e.g. NotFound) goes to the caller's final future.
+        target = p.final if p.accepted or p.first is None else p.first
         if target is None or target.done():
             return
         if is_error:

@@ -181,3 +181,27 @@ def test_watchers_survive_a_server_restart_and_barriers_fail_typed(tmp_path: Pat
             assert cli.snapshot(spec.id).status is OperationStatus.TERMINATED
     finally:
         sp.stop()
+
+
+def test_a_watcher_whose_operation_is_gone_after_a_restart_fails_instead_of_hanging(
+    tmp_path: Path,
+) -> None:
+    """A memory-only server forgets everything on restart: the re-registered watcher is
+    answered NotFound, and that must reach the caller's future."""
+    from actors import NotFound
+
+    sp = ServerProcess(tmp_path / "data", "--memory").start()
+    try:
+        with RegistryClient(sp.endpoint, timeout=10, heartbeat=0.2) as cli:
+            spec = background_spec("forgotten")
+            cli.register_operation(spec)
+            cli.provisioning_succeeded(spec.id)
+            watch = cli.register_watcher(spec.id)
+            first_epoch = cli.server_epoch
+            sp.kill9()
+            sp.start()
+            with pytest.raises(NotFound):
+                watch.get(timeout=30)
+            assert cli.server_epoch != first_epoch
+    finally:
+        sp.stop()
