@@ -17,10 +17,14 @@ __all__ = [
     "Internal",
     "InvalidArgument",
     "InvalidTransition",
+    "LimitExceeded",
     "MaxConcurrentExceeded",
     "NotFound",
     "OpsLifecycleError",
+    "OutcomeUnknown",
     "PeerNotExpected",
+    "PermissionDenied",
+    "Unavailable",
     "WaitAlreadyActive",
     "WaitCancelled",
 ]
@@ -171,3 +175,54 @@ class InvalidArgument(OpsLifecycleError, ValueError):
 
     def message(self) -> str:
         return f"invalid argument: {self.detail}"
+
+
+class Unavailable(OpsLifecycleError):
+    """The registry could not be reached, or could not answer for certain.
+
+    For a call that changes state, it may or may not have happened; read the
+    snapshot to find out. The client never retries such a call by itself.
+    """
+
+    detail: str
+    field_names = ("detail",)
+
+    def message(self) -> str:
+        return f"registry unavailable: {self.detail}"
+
+
+class OutcomeUnknown(Unavailable):
+    """The store failed while making this call's outcome durable (e.g. ``fsync`` said EIO).
+
+    The outcome is *indeterminate*, not "not done": the commit may be on disk.
+    The registry stops serving from memory, reopens its store and recovers the
+    truth from disk before it answers anything else; read the snapshot then.
+    """
+
+    def message(self) -> str:
+        return f"registry unavailable: outcome unknown: {self.detail}"
+
+
+class LimitExceeded(OpsLifecycleError):
+    """A budget of the client or the server is spent; nothing was done.
+
+    ``what`` names the budget (e.g. ``"queued reply bytes for this client"``),
+    ``limit`` its size. Other clients are not affected.
+    """
+
+    what: str
+    limit: int
+    field_names = ("what", "limit")
+
+    def message(self) -> str:
+        return f"limit exceeded: {self.what} (limit: {self.limit})"
+
+
+class PermissionDenied(OpsLifecycleError):
+    """The caller may not call ``method`` (e.g. ``terminate_owner`` without an admin key)."""
+
+    method: str
+    field_names = ("method",)
+
+    def message(self) -> str:
+        return f"permission denied: {self.method}"

@@ -17,7 +17,14 @@ import logging
 
 from transport import codec
 from transport.client import RegistryClient
-from transport.errors import Busy, FeedGap, TooLarge, Unavailable
+from transport.errors import (
+    Busy,
+    FeedCursorAhead,
+    FeedGap,
+    ServerRestarted,
+    TooLarge,
+    Unavailable,
+)
 from transport.feed import FeedSubscriber
 from transport.server import RegistryServer, ServerConfig
 from transport.workers import CallCancelled, CallHandle, OperationError, WorkerPool
@@ -28,12 +35,14 @@ __all__ = [
     "Busy",
     "CallCancelled",
     "CallHandle",
+    "FeedCursorAhead",
     "FeedGap",
     "FeedSubscriber",
     "OperationError",
     "RegistryClient",
     "RegistryServer",
     "ServerConfig",
+    "ServerRestarted",
     "TooLarge",
     "Unavailable",
     "WorkerPool",

@@ -32,10 +32,13 @@ from actors.errors import (
     Internal,
     InvalidArgument,
     InvalidTransition,
+    LimitExceeded,
     MaxConcurrentExceeded,
     NotFound,
     OpsLifecycleError,
+    OutcomeUnknown,
     PeerNotExpected,
+    PermissionDenied,
     WaitAlreadyActive,
     WaitCancelled,
 )
@@ -56,7 +59,7 @@ from actors.model import (
     _dec_hook,
     _enc_hook,
 )
-from transport.errors import Busy, TooLarge, Unavailable
+from transport.errors import Busy, FeedCursorAhead, FeedGap, ServerRestarted, TooLarge, Unavailable
 
 __all__ = [
     "BATCH",
@@ -347,6 +350,12 @@ _ERRORS: Final[dict[str, type[OpsLifecycleError]]] = {
         Busy,
         TooLarge,
         Unavailable,
+        OutcomeUnknown,
+        LimitExceeded,
+        PermissionDenied,
+        ServerRestarted,
+        FeedCursorAhead,
+        FeedGap,
     )
 }
 

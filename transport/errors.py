@@ -3,23 +3,9 @@ so one ``except OpsLifecycleError`` covers everything a registry call can raise.
 
 from __future__ import annotations
 
-from actors.errors import OpsLifecycleError
+from actors.errors import OpsLifecycleError, Unavailable
 
-__all__ = ["Busy", "FeedGap", "TooLarge", "Unavailable"]
-
-
-class Unavailable(OpsLifecycleError):
-    """The server could not be reached or restarted before answering.
-
-    For a call that changes state, it may or may not have happened; read the
-    snapshot to find out. The client never retries such a call by itself.
-    """
-
-    detail: str
-    field_names = ("detail",)
-
-    def message(self) -> str:
-        return f"registry unavailable: {self.detail}"
+__all__ = ["Busy", "FeedCursorAhead", "FeedGap", "ServerRestarted", "TooLarge", "Unavailable"]
 
 
 class Busy(OpsLifecycleError):
@@ -59,4 +45,42 @@ class FeedGap(OpsLifecycleError):
         return (
             f"completion feed gap: cursor {self.after_seq} is older than retention "
             f"(dropped through {self.dropped_through}, watermark {self.watermark})"
+        )
+
+
+class ServerRestarted(Unavailable):
+    """A state-changing request named a server incarnation that is not this one.
+
+    It was **not executed** (a definite refusal), so a client may send it again
+    to the incarnation named in ``epoch``; ``RegistryClient`` does so itself.
+    """
+
+    epoch: str
+    field_names = ("epoch",)
+
+    def __init__(self, epoch: str) -> None:
+        super().__init__(epoch)
+
+    def message(self) -> str:
+        return (
+            "registry unavailable: the server restarted before this request arrived; "
+            f"it was not executed (the server is now incarnation {self.epoch})"
+        )
+
+
+class FeedCursorAhead(OpsLifecycleError):
+    """The subscriber's cursor is ahead of everything the registry has made durable.
+
+    The store behind the registry lost entries the subscriber already received
+    (or the subscriber was pointed at another registry); waiting would never end.
+    """
+
+    after_seq: int
+    watermark: int
+    field_names = ("after_seq", "watermark")
+
+    def message(self) -> str:
+        return (
+            f"completion feed cursor {self.after_seq} is ahead of the registry's "
+            f"watermark {self.watermark}"
         )
