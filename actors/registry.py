@@ -8,7 +8,11 @@ wait-any, feed advance), pass journal records to the persistence actor, and
 order of SPEC §4: watchers, seq and feed, FIFO and eviction, the barrier,
 and finally the caller's reply. It never blocks on the disk: a terminal call
 is parked until its ``Durable`` message arrives, and the mailbox keeps
-moving meanwhile.
+moving meanwhile. A competing call that depends on that operation's status
+is parked too (:mod:`actors.parking`) and runs once the commit has settled.
+After a commit whose outcome is unknown, the registry refuses every call with
+``Unavailable`` until the persistence actor has read the truth from disk
+(``InDoubtSettled``) and this registry has made that truth visible.
 """
 
 from __future__ import annotations
@@ -25,7 +29,14 @@ from typing import Any, Final, TypeVar, cast
 import pykka
 
 from actors.api import RegistryCalls
-from actors.errors import Internal, InvalidArgument, OpsLifecycleError, WaitCancelled
+from actors.errors import (
+    Internal,
+    InvalidArgument,
+    OpsLifecycleError,
+    OutcomeUnknown,
+    Unavailable,
+    WaitCancelled,
+)
 from actors.futures import OpsFuture, resolved
 from actors.lifecycle import DEFAULT_MAX_COMPLETED, CollectRecord, CommitEffects, Lifecycle
 from actors.model import (
@@ -49,16 +60,21 @@ from actors.model import (
     WaitAllResult,
     new_wait_request_id,
 )
+from actors.parking import Parking, PendingTerminal
 from actors.persistence import (
     DEFAULT_COMPACT_EVERY,
+    REFUSED,
+    UNKNOWN,
     Append,
     Commit,
     Durable,
+    InDoubtSettled,
     MemoryStore,
     PersistenceActor,
     Recovered,
     Store,
 )
+from actors.recovery import fold_recovered
 
 __all__ = ["RESTART_REASON", "OpsRegistry", "RegistryActor", "fold_recovered"]
 
@@ -70,26 +86,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _DEFER: Final = object()
+_RECOVERING: Final = "the store is being reopened after an I/O error; nothing was done, retry later"
 DEFAULT_CALL_TIMEOUT: Final = 60.0
-
-
-def fold_recovered(
-    recovered: Recovered, max_completed: int, max_concurrent: int | None
-) -> Lifecycle:
-    """Snapshot + journal -> the registry's state; non-terminal operations are kept."""
-    if recovered.snapshot is None:
-        lc = Lifecycle(max_completed=max_completed, max_concurrent=max_concurrent)
-    else:
-        lc = Lifecycle.from_persisted(
-            recovered.snapshot,
-            keep_non_terminal=True,
-            max_completed=max_completed,
-            max_concurrent=max_concurrent,
-            override_limits=True,
-        )
-    for record, seq in recovered.journal:
-        lc.apply(record, seq)
-    return lc
 
 
 def now_ms() -> int:
@@ -157,6 +155,9 @@ class RegistryActor(pykka.ThreadingActor):
         self.barrier: tuple[str, weakref.ref[OpsFuture[WaitAllResult]]] | None = None
         self.advance_waiters: list[tuple[int, OpsFuture[int]]] = []
         self.inflight: dict[int, tuple[list[OperationId], OpsFuture[Any] | None]] = {}
+        self.parked: Parking[Call] = Parking()
+        #: commits answered "outcome unknown", by token; while any, every call is refused
+        self.in_doubt: dict[int, list[OperationId]] = {}
         #: journal messages produced while handling the current mailbox message
         self.outgoing: list[Append | Commit] = []
         self.next_token = 0
@@ -181,9 +182,11 @@ class RegistryActor(pykka.ThreadingActor):
                 self._dispatch(call)
         elif isinstance(message, Durable):
             self._on_durable(message)
+        elif isinstance(message, InDoubtSettled):
+            self._on_settled(message)
         else:
             log.warning("registry %s ignored unknown message %r", self.name, type(message))
-        if self.outgoing:
+        while self.outgoing:  # a failed hand-off can release parked calls that journal more
             self._ship()
 
     def _ship(self) -> None:
@@ -201,9 +204,13 @@ class RegistryActor(pykka.ThreadingActor):
                         self.lc.rollback_terminal(op_id)
                     if reply is not None and not reply.done():
                         reply.set_exception(failure)
+                    self._run_parked(ids)
 
     def _dispatch(self, call: Call) -> None:
         reply = call.reply
+        if self.in_doubt and reply is not None and call.method != "cancel_wait_all":
+            reply.set_exception(Unavailable(_RECOVERING))  # memory may disagree with the disk
+            return
         try:
             handler = self.handlers[call.method]
         except KeyError:
@@ -212,6 +219,9 @@ class RegistryActor(pykka.ThreadingActor):
             return
         try:
             value = handler(reply, *call.args)
+        except PendingTerminal as pending:
+            self.parked.park(call, pending.ids)
+            return
         except OpsLifecycleError as exc:
             if reply is not None:
                 reply.set_exception(exc)
@@ -234,6 +244,7 @@ class RegistryActor(pykka.ThreadingActor):
         pending += [w.future for ws in self.wait_any_by_id.values() for w in ws]
         pending += [f for _, f in self.advance_waiters]
         pending += [reply for _, reply in self.inflight.values() if reply is not None]
+        pending += [c.reply for c in self.parked.drain() if c.reply is not None]
         if self.barrier is not None:
             barrier_future = self.barrier[1]()
             if barrier_future is not None:
@@ -273,23 +284,57 @@ class RegistryActor(pykka.ThreadingActor):
     def _on_durable(self, message: Durable) -> None:
         for token, seqs, error in message.results:
             ids, reply = self.inflight.pop(token)
-            if error is not None:
+            if error is None:
+                self._settle(ids, seqs, reply)
+            elif message.failure == UNKNOWN:
+                # Neither visible nor rolled back: the disk decides (``_on_settled``).
+                self.in_doubt[token] = ids
+                if reply is not None:
+                    reply.set_exception(OutcomeUnknown(f"committing failed: {error}"))
+                for call in self.parked.release(ids):
+                    if call.reply is not None:
+                        call.reply.set_exception(Unavailable(_RECOVERING))
+            else:
                 for op_id in ids:
                     self.lc.rollback_terminal(op_id)
                 if reply is not None:
                     reply.set_exception(
-                        Internal(f"persisting the terminal transition failed: {error}")
+                        Unavailable(error)
+                        if message.failure == REFUSED
+                        else Internal(f"persisting the terminal transition failed: {error}")
                     )
-                continue
-            try:
-                self._make_visible(list(zip(ids, seqs, strict=True)))
-            except OpsLifecycleError as exc:
-                log.error("registry %s: %s", self.name, exc)
-                if reply is not None:
-                    reply.set_exception(exc)
-                continue
+                self._run_parked(ids)
+
+    def _on_settled(self, message: InDoubtSettled) -> None:
+        """The store was reopened: make visible what the disk says happened, forget the rest."""
+        for token, seqs in message.results:
+            ids = self.in_doubt.pop(token)
+            if seqs is None:
+                for op_id in ids:
+                    self.lc.rollback_terminal(op_id)
+                log.warning("registry %s: %d in-doubt terminal(s) not on disk", self.name, len(ids))
+                self._run_parked(ids)
+            else:
+                self._settle(ids, seqs, None)
+
+    def _settle(
+        self, ids: list[OperationId], seqs: Sequence[int], reply: OpsFuture[Any] | None
+    ) -> None:
+        try:
+            self._make_visible(list(zip(ids, seqs, strict=True)))
+        except OpsLifecycleError as exc:
+            log.error("registry %s: %s", self.name, exc)
+            if reply is not None:
+                reply.set_exception(exc)
+        else:
             if reply is not None:
                 reply.set(None)
+        self._run_parked(ids)
+
+    def _run_parked(self, settled: Iterable[OperationId]) -> None:
+        """Answer the calls that waited for these commits, from what is now durable."""
+        for call in self.parked.release(settled):
+            self._dispatch(call)
 
     def _make_visible(self, committed: list[tuple[OperationId, int | None]]) -> None:
         entries = []
