@@ -85,8 +85,11 @@ def test_failures_are_classified_in_one_place() -> None:
     assert classify_failure(StoreLost("gone")) == "lost"
 
 
-def test_eio_after_the_write_makes_the_disk_outcome_visible_after_recovery(reg_store) -> None:  # type: ignore[no-untyped-def]
+def test_eio_after_the_write_makes_the_disk_outcome_visible_after_recovery(
+    reg_store, caplog
+) -> None:  # type: ignore[no-untyped-def]
     reg, store = reg_store
+    caplog.set_level(logging.WARNING, logger="actors.persistence")
     op = _running(reg)
     watch = reg.register_watcher(op)
     advance = reg.wait_for_advance(0)
@@ -106,6 +109,9 @@ def test_eio_after_the_write_makes_the_disk_outcome_visible_after_recovery(reg_s
 
     store.faults.reopen_failures = 0
     assert isinstance(watch.get(timeout=10), Completed)
+    attempts = [r for r in caplog.records if "reopening the store failed" in r.getMessage()]
+    assert attempts, "each failed reopen is logged"
+    assert any("store reopened" in r.getMessage() for r in caplog.records)
     assert advance.get(timeout=5) == 1
     assert first.get(timeout=5)[0] == op
     assert barrier.get(timeout=5).outcomes[0][0] == op
