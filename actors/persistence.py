@@ -36,7 +36,6 @@ Replaying them is the job of :class:`actors.lifecycle.Lifecycle`.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import queue
@@ -53,6 +52,7 @@ import pykka
 from actors.backoff import Backoff
 from actors.lifecycle import JournalRecord, TerminalRecord
 from actors.model import PersistedOpsSnapshot, new_wait_request_id
+from actors.recovery import StoreFailures
 
 __all__ = [
     "DEFAULT_COMPACT_EVERY",
@@ -380,7 +380,7 @@ class Mirror(Protocol):
 DEFAULT_COMPACT_EVERY = 8192
 
 
-class PersistenceActor(pykka.ThreadingActor):
+class PersistenceActor(StoreFailures, pykka.ThreadingActor):
     """Owns one store; acknowledges each terminal record once it is committed.
 
     For each attached registry it keeps a *mirror* — a replica fed with the
@@ -449,20 +449,6 @@ class PersistenceActor(pykka.ThreadingActor):
             self._flush_scheduled = True
             self.actor_ref.tell(_FLUSH)
 
-    def _schedule_retry(self) -> float:
-        delay = self._backoff.next()
-        if self._timer is None:
-            ref = self.actor_ref
-
-            def retry() -> None:
-                with contextlib.suppress(pykka.ActorDeadError):
-                    ref.tell(_RETRY)
-
-            self._timer = threading.Timer(delay, retry)
-            self._timer.daemon = True
-            self._timer.start()
-        return delay
-
     def _control(self, message: Any) -> Any:
         """Requests asked synchronously; pending records are written first."""
         kind = message[0]
@@ -512,97 +498,6 @@ class PersistenceActor(pykka.ThreadingActor):
         if self.on_commit is not None:
             self.on_commit(time.perf_counter() - started, sum(len(m.records) for m in batch))
         self._feed_mirrors(batch, seqs)
-
-    def _failed(self, batch: list[Append | Commit], exc: Exception) -> None:
-        cause = _describe(exc)
-        verdict = classify_failure(exc)
-        if verdict == LOST:
-            self._lost = cause
-            log.error("store lost, no more commits will be acknowledged: %s", cause)
-            self._refuse(batch)
-        elif verdict == INDETERMINATE:
-            log.error(
-                "journal commit of %d message(s) may or may not be on disk (%s); "
-                "reopening the store to find out",
-                len(batch),
-                cause,
-            )
-            self._in_doubt = batch
-            self._answer(batch, None, cause, UNKNOWN)
-            self._reopen()
-        else:
-            # Appends carry no caller; keep them for the next transaction so the
-            # journal does not lose a registration because a terminal failed.
-            self._buffer[:0] = [m for m in batch if isinstance(m, Append)]
-            self._answer(batch, None, cause)
-            delay = self._schedule_retry() if self._buffer else 0.0
-            if self._backoff.first_of(_failure_kind(exc)):
-                log.warning(
-                    "journal commit of %d message(s) failed: %s; retrying with backoff "
-                    "(%.3fs, doubling up to %.1fs; logged once until it succeeds)",
-                    len(batch),
-                    cause,
-                    delay,
-                    self._backoff.cap,
-                )
-
-    def _refuse(self, batch: list[Append | Commit]) -> None:
-        """The store takes no commits now: refuse them; keep appends unless the store is lost."""
-        if self._lost is not None:
-            why = f"the store is lost ({self._lost}); nothing more is written"
-        else:
-            why = "the store is being reopened after an I/O error; nothing was written"
-            self._buffer[:0] = [m for m in batch if isinstance(m, Append)]
-        self._answer(batch, None, why, REFUSED)
-
-    def _reopen(self) -> None:
-        """Close and reopen the store, then settle the in-doubt transaction from disk."""
-        from actors.recovery import reopen, settle
-
-        batch = self._in_doubt
-        assert batch is not None
-        names = list(dict.fromkeys(m.registry for m in batch))
-        attempt = self._backoff.attempts + 1
-        try:
-            reopen(self.store)
-            recovered = {name: self.store.recover(name) for name in names}
-        except Exception as exc:
-            delay = self._schedule_retry()
-            log.error(
-                "reopening the store failed (attempt %d): %s; next attempt in %.3fs",
-                attempt,
-                _describe(exc),
-                delay,
-            )
-            return
-        self._backoff.reset()
-        self._in_doubt = None
-        verdicts = settle(batch, recovered)
-        landed = {name for name, v in verdicts.items() if v.seqs is not None}
-        log.warning(
-            "store reopened (attempt %d); the in-doubt transaction is %s",
-            attempt,
-            "on disk" if landed else "not on disk",
-        )
-        seqs: dict[int, tuple[int, ...]] = {}
-        for v in verdicts.values():
-            seqs.update(v.seqs or {})
-            self._buffer[:0] = v.appends
-        self._feed_mirrors([m for m in batch if m.registry in landed], seqs)
-        self._tell_settled(batch, seqs)
-        if self._buffer:
-            self._schedule_flush()
-
-    @staticmethod
-    def _tell_settled(batch: Sequence[Append | Commit], seqs: dict[int, tuple[int, ...]]) -> None:
-        by_registry: dict[int, tuple[pykka.ActorRef[Any], list[Any]]] = {}
-        for msg in batch:
-            if isinstance(msg, Commit):
-                entry = by_registry.setdefault(id(msg.reply_to), (msg.reply_to, []))
-                entry[1].append((msg.token, seqs.get(msg.token)))
-        for ref, results in by_registry.values():
-            with contextlib.suppress(pykka.ActorDeadError):
-                ref.tell(InDoubtSettled(tuple(results)))
 
     def _feed_mirrors(
         self, batch: Sequence[Append | Commit], seqs: dict[int, tuple[int, ...]]

@@ -25,15 +25,24 @@ terminal happens once per operation), so the tail cannot match by accident.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
+import pykka
+
+from actors.backoff import Backoff
 from actors.lifecycle import JournalRecord, Lifecycle
 
 if TYPE_CHECKING:
     from actors.persistence import Append, Commit, Recovered, Store
 
-__all__ = ["InDoubt", "fold_recovered", "reopen", "settle"]
+__all__ = ["InDoubt", "StoreFailures", "fold_recovered", "reopen", "settle"]
+
+# The persistence actor's messages and failure classes are its module's; the log
+# lines are about the persistence actor, so they go to its logger.
+log = logging.getLogger("actors.persistence")
 
 
 def fold_recovered(
@@ -84,8 +93,6 @@ class InDoubt:
 
 def settle(batch: Sequence[Append | Commit], recovered: dict[str, Recovered]) -> dict[str, InDoubt]:
     """For each registry of ``batch``: is its part of the transaction at its journal's end?"""
-    from actors.persistence import Commit
-
     by_registry: dict[str, list[Append | Commit]] = {}
     for msg in batch:
         by_registry.setdefault(msg.registry, []).append(msg)
@@ -100,9 +107,134 @@ def settle(batch: Sequence[Append | Commit], recovered: dict[str, Recovered]) ->
             seqs: dict[int, tuple[int, ...]] = {}
             for msg in msgs:
                 taken = tuple(next(positions) for _ in msg.records)
-                if isinstance(msg, Commit):
+                if isinstance(msg, persistence.Commit):
                     seqs[msg.token] = tuple(s for s in taken if s is not None)
             verdict.seqs = seqs
         else:
-            verdict.appends = [m for m in msgs if not isinstance(m, Commit)]
+            verdict.appends = [m for m in msgs if not isinstance(m, persistence.Commit)]
     return verdicts
+
+
+class StoreFailures:
+    """The persistence actor's failure paths (a mixin of :class:`PersistenceActor`).
+
+    Kept apart from the happy path: classify the failure, then refuse, back off,
+    or reopen the store and settle the in-doubt transaction from disk.
+    """
+
+    store: Store
+    actor_ref: pykka.ActorRef[Any]
+    _buffer: list[Append | Commit]
+    _backoff: Backoff
+    _timer: threading.Timer | None
+    _in_doubt: list[Append | Commit] | None
+    _lost: str | None
+    _answer: Callable[..., None]
+    _feed_mirrors: Callable[..., None]
+    _schedule_flush: Callable[[], None]
+
+    def _schedule_retry(self) -> float:
+        delay = self._backoff.next()
+        if self._timer is None:
+            ref = self.actor_ref
+
+            def retry() -> None:
+                with contextlib.suppress(pykka.ActorDeadError):
+                    ref.tell(persistence._RETRY)
+
+            self._timer = threading.Timer(delay, retry)
+            self._timer.daemon = True
+            self._timer.start()
+        return delay
+
+    def _failed(self, batch: list[Append | Commit], exc: Exception) -> None:
+        cause = persistence._describe(exc)
+        verdict = persistence.classify_failure(exc)
+        if verdict == persistence.LOST:
+            self._lost = cause
+            log.error("store lost, no more commits will be acknowledged: %s", cause)
+            self._refuse(batch)
+        elif verdict == persistence.INDETERMINATE:
+            log.error(
+                "journal commit of %d message(s) may or may not be on disk (%s); "
+                "reopening the store to find out",
+                len(batch),
+                cause,
+            )
+            self._in_doubt = batch
+            self._answer(batch, None, cause, persistence.UNKNOWN)
+            self._reopen()
+        else:
+            # Appends carry no caller; keep them for the next transaction so the
+            # journal does not lose a registration because a terminal failed.
+            self._buffer[:0] = [m for m in batch if not isinstance(m, persistence.Commit)]
+            self._answer(batch, None, cause)
+            delay = self._schedule_retry() if self._buffer else 0.0
+            if self._backoff.first_of(persistence._failure_kind(exc)):
+                log.warning(
+                    "journal commit of %d message(s) failed: %s; retrying with backoff "
+                    "(%.3fs, doubling up to %.1fs; logged once until it succeeds)",
+                    len(batch),
+                    cause,
+                    delay,
+                    self._backoff.cap,
+                )
+
+    def _refuse(self, batch: list[Append | Commit]) -> None:
+        """The store takes no commits now: refuse them; keep appends unless the store is lost."""
+        if self._lost is not None:
+            why = f"the store is lost ({self._lost}); nothing more is written"
+        else:
+            why = "the store is being reopened after an I/O error; nothing was written"
+            self._buffer[:0] = [m for m in batch if not isinstance(m, persistence.Commit)]
+        self._answer(batch, None, why, persistence.REFUSED)
+
+    def _reopen(self) -> None:
+        """Close and reopen the store, then settle the in-doubt transaction from disk."""
+        batch = self._in_doubt
+        assert batch is not None
+        names = list(dict.fromkeys(m.registry for m in batch))
+        attempt = self._backoff.attempts + 1
+        try:
+            reopen(self.store)
+            recovered = {name: self.store.recover(name) for name in names}
+        except Exception as exc:
+            delay = self._schedule_retry()
+            log.error(
+                "reopening the store failed (attempt %d): %s; next attempt in %.3fs",
+                attempt,
+                persistence._describe(exc),
+                delay,
+            )
+            return
+        self._backoff.reset()
+        self._in_doubt = None
+        verdicts = settle(batch, recovered)
+        landed = {name for name, v in verdicts.items() if v.seqs is not None}
+        log.warning(
+            "store reopened (attempt %d); the in-doubt transaction is %s",
+            attempt,
+            "on disk" if landed else "not on disk",
+        )
+        seqs: dict[int, tuple[int, ...]] = {}
+        for v in verdicts.values():
+            seqs.update(v.seqs or {})
+            self._buffer[:0] = v.appends
+        self._feed_mirrors([m for m in batch if m.registry in landed], seqs)
+        self._tell_settled(batch, seqs)
+        if self._buffer:
+            self._schedule_flush()
+
+    @staticmethod
+    def _tell_settled(batch: Sequence[Append | Commit], seqs: dict[int, tuple[int, ...]]) -> None:
+        by_registry: dict[int, tuple[pykka.ActorRef[Any], list[Any]]] = {}
+        for msg in batch:
+            if isinstance(msg, persistence.Commit):
+                entry = by_registry.setdefault(id(msg.reply_to), (msg.reply_to, []))
+                entry[1].append((msg.token, seqs.get(msg.token)))
+        for ref, results in by_registry.values():
+            with contextlib.suppress(pykka.ActorDeadError):
+                ref.tell(persistence.InDoubtSettled(tuple(results)))
+
+
+import actors.persistence as persistence  # noqa: E402  (a cycle: it inherits StoreFailures)
