@@ -431,13 +431,9 @@ class Lifecycle:
         )
 
     def terminate_targets(self) -> list[OperationId]:
-        """What ``terminate_owner`` ends: every non-terminal operation, registration order.
-
-        While some are pending it is held: a rollback would leave them running.
-        """
-        pending = [i for i, op in self._ops.items() if op.pending is not None]
-        if pending:
-            raise PendingTerminal(pending)
+        """What ``terminate_owner`` ends, in registration order; held while any is pending."""
+        if self._pending:  # a rollback would leave a target running after terminate_owner
+            raise PendingTerminal(i for i, op in self._ops.items() if op.pending is not None)
         return [i for i, op in self._ops.items() if not op.status.is_terminal]
 
     def rollback_terminal(self, op_id: OperationId) -> None:

@@ -29,11 +29,11 @@ from typing import Any, Final, TypeVar, cast
 import pykka
 
 from actors.api import RegistryCalls
+from actors.commit_path import RECOVERING, CommitPath
 from actors.errors import (
     Internal,
     InvalidArgument,
     OpsLifecycleError,
-    OutcomeUnknown,
     Unavailable,
     WaitCancelled,
 )
@@ -63,8 +63,6 @@ from actors.model import (
 from actors.parking import Parking, PendingTerminal
 from actors.persistence import (
     DEFAULT_COMPACT_EVERY,
-    REFUSED,
-    UNKNOWN,
     Append,
     Commit,
     Durable,
@@ -86,7 +84,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _DEFER: Final = object()
-_RECOVERING: Final = "the store is being reopened after an I/O error; nothing was done, retry later"
 DEFAULT_CALL_TIMEOUT: Final = 60.0
 
 
@@ -131,7 +128,7 @@ class _WaitAny:
         self.ids = ids
 
 
-class RegistryActor(pykka.ThreadingActor):
+class RegistryActor(CommitPath, pykka.ThreadingActor):
     """One registry. Create it through :class:`OpsRegistry`; talk to it with ``Call`` messages."""
 
     def __init__(
@@ -209,7 +206,7 @@ class RegistryActor(pykka.ThreadingActor):
     def _dispatch(self, call: Call) -> None:
         reply = call.reply
         if self.in_doubt and reply is not None and call.method != "cancel_wait_all":
-            reply.set_exception(Unavailable(_RECOVERING))  # memory may disagree with the disk
+            reply.set_exception(Unavailable(RECOVERING))  # memory may disagree with the disk
             return
         try:
             handler = self.handlers[call.method]
@@ -280,61 +277,6 @@ class RegistryActor(pykka.ThreadingActor):
         self.inflight[token] = (ids, reply)
         self.outgoing.append(Commit(self.name, token, tuple(records), self.actor_ref))
         return _DEFER
-
-    def _on_durable(self, message: Durable) -> None:
-        for token, seqs, error in message.results:
-            ids, reply = self.inflight.pop(token)
-            if error is None:
-                self._settle(ids, seqs, reply)
-            elif message.failure == UNKNOWN:
-                # Neither visible nor rolled back: the disk decides (``_on_settled``).
-                self.in_doubt[token] = ids
-                if reply is not None:
-                    reply.set_exception(OutcomeUnknown(f"committing failed: {error}"))
-                for call in self.parked.release(ids):
-                    if call.reply is not None:
-                        call.reply.set_exception(Unavailable(_RECOVERING))
-            else:
-                for op_id in ids:
-                    self.lc.rollback_terminal(op_id)
-                if reply is not None:
-                    reply.set_exception(
-                        Unavailable(error)
-                        if message.failure == REFUSED
-                        else Internal(f"persisting the terminal transition failed: {error}")
-                    )
-                self._run_parked(ids)
-
-    def _on_settled(self, message: InDoubtSettled) -> None:
-        """The store was reopened: make visible what the disk says happened, forget the rest."""
-        for token, seqs in message.results:
-            ids = self.in_doubt.pop(token)
-            if seqs is None:
-                for op_id in ids:
-                    self.lc.rollback_terminal(op_id)
-                log.warning("registry %s: %d in-doubt terminal(s) not on disk", self.name, len(ids))
-                self._run_parked(ids)
-            else:
-                self._settle(ids, seqs, None)
-
-    def _settle(
-        self, ids: list[OperationId], seqs: Sequence[int], reply: OpsFuture[Any] | None
-    ) -> None:
-        try:
-            self._make_visible(list(zip(ids, seqs, strict=True)))
-        except OpsLifecycleError as exc:
-            log.error("registry %s: %s", self.name, exc)
-            if reply is not None:
-                reply.set_exception(exc)
-        else:
-            if reply is not None:
-                reply.set(None)
-        self._run_parked(ids)
-
-    def _run_parked(self, settled: Iterable[OperationId]) -> None:
-        """Answer the calls that waited for these commits, from what is now durable."""
-        for call in self.parked.release(settled):
-            self._dispatch(call)
 
     def _make_visible(self, committed: list[tuple[OperationId, int | None]]) -> None:
         entries = []
