@@ -17,8 +17,9 @@ import pytest
 
 from actors import Internal, OperationStatus
 from tests.conftest import background_spec, result_for
-from tests.eio.test_fsync_eio import _completed_marker
+from tests.eio.shim import eio_shim  # noqa: F401 - the fixture
 from tests.reliability.test_disk_faults import IDLE_CPU_LIMIT, cpu_share
+from tests.reliability.test_fsync_eio import _completed_marker
 from tests.transport.conftest import ServerProcess
 from transport import RegistryClient, Unavailable
 
@@ -38,7 +39,8 @@ def _snapshot_when_served(cli: RegistryClient, op, within: float = 20.0):  # typ
 
 
 def test_read_only_data_directory_is_cheap_and_recovers_from_disk(
-    tmp_path: Path, eio_shim: Path
+    tmp_path: Path,
+    eio_shim: Path,  # noqa: F811
 ) -> None:
     control = tmp_path / "erofs-on"
     env = {**os.environ, "LD_PRELOAD": str(eio_shim), "OPSREG_EROFS_CONTROL": str(control)}

@@ -1,4 +1,7 @@
-"""Build the EIO shim (``eio_shim.c``) once per test session; skip when there is no gcc."""
+"""The disk-fault shim (``eio_shim.c``), built by gcc once per test session (skipped without gcc).
+
+Test modules that use it import the fixture: ``from tests.eio.shim import eio_shim``.
+"""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ import pytest
 
 from actors import Completed, OperationStatus, OutcomeUnknown
 from tests.conftest import background_spec, result_for
+from tests.eio.shim import eio_shim  # noqa: F401 - the fixture
 from tests.transport.conftest import ServerProcess
 from transport import RegistryClient, Unavailable
 
@@ -36,7 +37,8 @@ def _completed_marker(cli: RegistryClient):  # type: ignore[no-untyped-def]
 
 
 def test_fsync_eio_is_outcome_unknown_and_the_restart_agrees(
-    tmp_path: Path, eio_shim: Path
+    tmp_path: Path,
+    eio_shim: Path,  # noqa: F811
 ) -> None:
     control = tmp_path / "eio-on"
     env = {**os.environ, "LD_PRELOAD": str(eio_shim), "OPSREG_EIO_CONTROL": str(control)}
