@@ -8,6 +8,7 @@ after ``kill -9`` answers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from actors import Completed, OperationStatus, OutcomeUnknown
 from tests.conftest import background_spec, result_for
 from tests.eio.shim import eio_shim  # noqa: F401 - the fixture
 from tests.transport.conftest import ServerProcess
-from transport import RegistryClient, Unavailable
+from transport import FeedSubscriber, RegistryClient, Unavailable
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.slow]
 
@@ -46,7 +47,8 @@ def test_fsync_eio_is_outcome_unknown_and_the_restart_agrees(
     server = ServerProcess(data, env=env).start()
     restarted: ServerProcess | None = None
     try:
-        with RegistryClient(server.endpoint, timeout=20) as cli:
+        with contextlib.ExitStack() as stack:
+            cli = stack.enter_context(RegistryClient(server.endpoint, timeout=20))
             spec = background_spec("eio")
             cli.register_operation(spec)
             cli.provisioning_succeeded(spec.id)
@@ -54,6 +56,11 @@ def test_fsync_eio_is_outcome_unknown_and_the_restart_agrees(
             # Registrations are journaled without waiting; a terminal after them is
             # acknowledged only once they are on disk too, so fsync fails on ours alone.
             marker = _completed_marker(cli)
+            sub = stack.enter_context(
+                contextlib.closing(FeedSubscriber(server.feed_endpoint, server.endpoint))
+            )
+            first = sub.next(timeout=20)
+            assert first is not None and first.seq == 1
             control.touch()
             with pytest.raises(OutcomeUnknown):
                 cli.complete_operation(spec.id, result_for(spec.id))
@@ -64,6 +71,8 @@ def test_fsync_eio_is_outcome_unknown_and_the_restart_agrees(
             control.unlink()
             assert isinstance(watch.get(timeout=30), Completed)
             told = _told(cli, spec.id)
+            entry = sub.next(timeout=20)  # the feed carries what the disk says, once
+            assert entry is not None and (entry.operation_id, entry.seq) == (spec.id, 2)
         assert told == (OperationStatus.COMPLETED, [(str(marker), 1), (str(spec.id), 2)])
         server.kill9()
 
