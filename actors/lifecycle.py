@@ -11,8 +11,9 @@ A terminal transition has two steps here:
 
 ``begin_terminal``
     checks legality and marks the operation *pending*: its visible status
-    does not change, but any competing transition is refused as if it were
-    already terminal.
+    does not change, and any call whose answer depends on that status raises
+    :class:`~actors.parking.PendingTerminal` ("hold me until it settles")
+    instead of being answered from an outcome that is not yet durable.
 ``commit_terminal`` / ``rollback_terminal``
     after persistence answers: make it visible (seq, feed entry, FIFO,
     eviction, barrier) or forget it.
@@ -43,6 +44,7 @@ from actors.errors import (
     WaitAlreadyActive,
 )
 from actors.model import (
+    Completed,
     CompletionBatch,
     CompletionEntry,
     DiagnosticSnapshot,
@@ -60,6 +62,7 @@ from actors.model import (
     WaitAllResult,
     WaitAllSatisfied,
 )
+from actors.parking import PendingTerminal
 
 __all__ = [
     "DEFAULT_MAX_COMPLETED",
@@ -346,11 +349,12 @@ class Lifecycle:
         return op
 
     def _require(self, op_id: OperationId, action: str) -> _Op:
-        """NotFound first, then the legality table; a pending terminal counts as terminal."""
+        """NotFound first; a pending terminal holds the call (its answer is not durable yet)."""
         op = self._get(op_id)
-        status = op.status if op.pending is None else op.pending.status
-        if status not in LEGAL_FROM[action]:
-            raise InvalidTransition(op_id, status, action)
+        if op.pending is not None:
+            raise PendingTerminal((op_id,))
+        if op.status not in LEGAL_FROM[action]:
+            raise InvalidTransition(op_id, op.status, action)
         return op
 
     # --- non-terminal transitions ---------------------------------------------------------
@@ -408,6 +412,8 @@ class Lifecycle:
         self, op_id: OperationId, action: str, outcome: Outcome, now_ms: int
     ) -> TerminalRecord:
         """Check legality and mark the operation pending; nothing becomes visible yet."""
+        if isinstance(outcome, Completed) and outcome.result.id != op_id:
+            raise InvalidArgument(f"the result's id {outcome.result.id} is not the operation's")
         op = self._require(op_id, action)
         op.pending = outcome
         op.pending_at_ms = now_ms
@@ -425,10 +431,10 @@ class Lifecycle:
         )
 
     def terminate_targets(self) -> list[OperationId]:
-        """What ``terminate_owner`` ends: non-terminal, not pending; registration order."""
-        return [
-            i for i, op in self._ops.items() if op.pending is None and not op.status.is_terminal
-        ]
+        """What ``terminate_owner`` ends, in registration order; held while any is pending."""
+        if self._pending:  # a rollback would leave a target running after terminate_owner
+            raise PendingTerminal(i for i, op in self._ops.items() if op.pending is not None)
+        return [i for i, op in self._ops.items() if not op.status.is_terminal]
 
     def rollback_terminal(self, op_id: OperationId) -> None:
         op = self._ops.get(op_id)

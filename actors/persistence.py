@@ -9,6 +9,21 @@ The registry actor sends it two kinds of message:
     terminal records; each ``Commit`` is answered with a ``Durable`` message
     to the registry once the transaction holding it is on disk (or failed).
 
+A failed commit is classified in one place (:func:`classify_failure`):
+
+*definite* — nothing was written (an injected ``CommitFailure``, ``SQLITE_FULL``,
+    ``SQLITE_READONLY``, ``SQLITE_BUSY``, …): the commits are refused (the
+    registry rolls back; the call may be retried) and the journal's appends are
+    retried with capped exponential backoff, each failure class logged once per
+    backoff cycle — a full disk costs no CPU while idle.
+*indeterminate* — the transaction may be on disk (the ``SQLITE_IOERR`` family,
+    an ``OSError``: ``fsync`` said ``EIO``): the commits' outcome is *unknown*;
+    the actor takes no more commits, closes and reopens the store (retrying with
+    backoff while that fails) and tells each registry what the disk says of the
+    in-doubt commits (``InDoubtSettled``); see :mod:`actors.recovery`.
+*lost* — the store's file is gone (``StoreLost``): nothing more is written,
+    every commit is refused for good.
+
 Group commit falls out of the mailbox: the first record that arrives while
 nothing is scheduled enqueues a ``_Flush`` behind itself, so every record
 that arrives before the flush runs — and every record that arrives while a
@@ -21,32 +36,42 @@ Replaying them is the job of :class:`actors.lifecycle.Lifecycle`.
 
 from __future__ import annotations
 
+import errno
 import logging
 import queue
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import pykka
 
+from actors.backoff import Backoff
 from actors.lifecycle import JournalRecord, TerminalRecord
 from actors.model import PersistedOpsSnapshot, new_wait_request_id
+from actors.recovery import StoreFailures
 
 __all__ = [
     "DEFAULT_COMPACT_EVERY",
+    "FAILED",
+    "REFUSED",
+    "UNKNOWN",
     "Append",
     "Commit",
     "CommitFailure",
     "Durable",
     "FaultPlan",
+    "InDoubtSettled",
     "MemoryStore",
     "Mirror",
     "PersistenceActor",
     "Recovered",
     "Store",
+    "StoreLost",
+    "classify_failure",
 ]
 
 log = logging.getLogger(__name__)
@@ -69,16 +94,36 @@ class Commit:
     reply_to: pykka.ActorRef[Any]
 
 
+#: ``Durable.failure``: nothing was written; the caller may retry (``Internal``)
+FAILED: Final = "failed"
+#: nothing was written and the store takes no commits now (``Unavailable``)
+REFUSED: Final = "refused"
+#: the commit may or may not be on disk; an ``InDoubtSettled`` follows (``OutcomeUnknown``)
+UNKNOWN: Final = "unknown"
+
+
 @dataclass(frozen=True, slots=True)
 class Durable:
     """The answer to one or more ``Commit`` messages of one registry.
 
     ``results`` holds ``(token, seqs, error)``: ``seqs`` are the journal
     positions of the commit's records when it succeeded, ``error`` names the
-    cause when it did not.
+    cause when it did not, and ``failure`` says what kind of failure it was.
     """
 
     results: tuple[tuple[int, tuple[int, ...], str | None], ...]
+    failure: str = FAILED
+
+
+@dataclass(frozen=True, slots=True)
+class InDoubtSettled:
+    """What the reopened store says of commits answered ``UNKNOWN``.
+
+    ``results`` holds ``(token, seqs)``: the journal positions when the commit
+    is on disk, None when it is not.
+    """
+
+    results: tuple[tuple[int, tuple[int, ...] | None], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +132,14 @@ class _Flush:
 
 
 _FLUSH = _Flush()
+
+
+@dataclass(frozen=True, slots=True)
+class _Retry:
+    pass
+
+
+_RETRY = _Retry()
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +152,54 @@ class Recovered:
 
 class CommitFailure(Exception):
     """A store could not commit a batch; the batch's records were not written."""
+
+
+class StoreLost(CommitFailure):
+    """The store's file was deleted or replaced while open: nothing was written, and nothing more will be."""
+
+
+#: SQLite's primary result codes after which the transaction was certainly not written
+_DEFINITE_SQLITE: Final = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_NOMEM,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_INTERRUPT,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_TOOBIG,
+        sqlite3.SQLITE_CONSTRAINT,
+        sqlite3.SQLITE_MISMATCH,
+        sqlite3.SQLITE_RANGE,
+    }
+)
+
+DEFINITE: Final = "definite"
+INDETERMINATE: Final = "indeterminate"
+LOST: Final = "lost"
+
+
+def classify_failure(exc: BaseException) -> str:
+    """``DEFINITE``, ``INDETERMINATE`` or ``LOST``: may the failed transaction be on disk?
+
+    Anything not known to leave the disk untouched counts as indeterminate: a
+    wrong "definite" would roll back (and let a retry duplicate) an outcome that
+    a restart then finds on disk.
+    """
+    if isinstance(exc, StoreLost):
+        return LOST
+    if isinstance(exc, CommitFailure):
+        return DEFINITE
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code is not None and code & 0xFF in _DEFINITE_SQLITE:
+            return DEFINITE
+    return INDETERMINATE
+
+
+def _failure_kind(exc: BaseException) -> str:
+    """A failure's class for rate-limited logging (``SQLITE_FULL``, ``OSError``, …)."""
+    return str(getattr(exc, "sqlite_errorname", None) or type(exc).__name__)
 
 
 # --- fault injection shared by every store (tests and chaos runs) --------------------------
@@ -114,7 +215,9 @@ class FaultPlan:
     """
 
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _failures: list[tuple[str, bool]] = field(default_factory=list)
+    _failures: list[tuple[str, bool, str]] = field(default_factory=list)
+    #: stores' ``probe`` (after a reopen) fails while this is positive
+    reopen_failures: int = 0
     _gate: threading.Event = field(default_factory=threading.Event)
     entered: threading.Event = field(default_factory=threading.Event)
     #: chaos runs: the share of terminal-bearing transactions that fail at random
@@ -125,11 +228,24 @@ class FaultPlan:
         self._gate.set()
 
     def fail_next(
-        self, count: int = 1, cause: str = "injected I/O error", *, terminal_only: bool = True
+        self,
+        count: int = 1,
+        cause: str = "injected I/O error",
+        *,
+        terminal_only: bool = True,
+        mode: str = "definite",
     ) -> None:
-        """Fail the next ``count`` transactions (by default only those with a terminal record)."""
+        """Fail the next ``count`` transactions (by default only those with a terminal record).
+
+        ``mode`` ``"definite"`` raises ``CommitFailure`` before the commit;
+        ``"eio-before"`` raises ``OSError(EIO)`` before it and ``"eio-after"``
+        after the store wrote the batch (stores that support it: the memory
+        store) — both indeterminate, as when ``fsync`` fails.
+        """
+        if mode not in ("definite", "eio-before", "eio-after"):
+            raise ValueError(f"unknown failure mode {mode!r}")
         with self._lock:
-            self._failures.extend([(cause, terminal_only)] * count)
+            self._failures.extend([(cause, terminal_only, mode)] * count)
 
     def hold(self) -> None:
         """Make the next commit of a terminal record wait in its transaction until ``release``."""
@@ -150,8 +266,30 @@ class FaultPlan:
                 raise CommitFailure("injected I/O error (chaos)")
             if not self._failures or (self._failures[0][1] and not has_terminal):
                 return
-            cause, _ = self._failures.pop(0)
+            if self._failures[0][2] == "eio-after":
+                return
+            cause, _, mode = self._failures.pop(0)
+        if mode == "eio-before":
+            raise OSError(errno.EIO, cause)
         raise CommitFailure(cause)
+
+    def after_commit(self, has_terminal: bool) -> None:
+        """Called by a store that supports ``eio-after`` once the batch is written."""
+        with self._lock:
+            if not self._failures or (self._failures[0][1] and not has_terminal):
+                return
+            if self._failures[0][2] != "eio-after":
+                return
+            cause, _, _ = self._failures.pop(0)
+        raise OSError(errno.EIO, cause)
+
+    def before_probe(self) -> None:
+        """Called by a store's ``probe`` after a reopen."""
+        with self._lock:
+            if self.reopen_failures <= 0:
+                return
+            self.reopen_failures -= 1
+        raise OSError(errno.EIO, "injected I/O error (reopen)")
 
 
 class Store(Protocol):
@@ -208,10 +346,14 @@ class MemoryStore:
             self._journal.setdefault(name, []).extend(rows)
         self._last_seq = last
         self.commits += 1
+        self.faults.after_commit(bool(seqs))
         return seqs
 
     def open(self) -> None:
         pass
+
+    def probe(self) -> None:
+        self.faults.before_probe()
 
     def recover(self, registry: str) -> Recovered:
         return Recovered(self._snapshots.get(registry), list(self._journal.get(registry, [])))
@@ -238,7 +380,7 @@ class Mirror(Protocol):
 DEFAULT_COMPACT_EVERY = 8192
 
 
-class PersistenceActor(pykka.ThreadingActor):
+class PersistenceActor(StoreFailures, pykka.ThreadingActor):
     """Owns one store; acknowledges each terminal record once it is committed.
 
     For each attached registry it keeps a *mirror* — a replica fed with the
@@ -252,6 +394,7 @@ class PersistenceActor(pykka.ThreadingActor):
         store: Store,
         compact_every: int = DEFAULT_COMPACT_EVERY,
         on_commit: Callable[[float, int], None] | None = None,
+        backoff: tuple[float, float] = (0.005, 1.0),
     ) -> None:
         super().__init__()
         self.store = store
@@ -263,6 +406,13 @@ class PersistenceActor(pykka.ThreadingActor):
         self._mirrors: dict[str, Mirror] = {}
         self._rows_since_snapshot: dict[str, int] = {}
         self.compactions = 0
+        #: failed writes (definite) and failed reopens share one backoff: one cycle at a time
+        self._backoff = Backoff(*backoff)
+        self._timer: threading.Timer | None = None
+        #: the transaction whose outcome is unknown, while the store is being reopened
+        self._in_doubt: list[Append | Commit] | None = None
+        #: why the store is gone for good (``StoreLost``)
+        self._lost: str | None = None
 
     @staticmethod
     def _create_actor_inbox() -> Any:
@@ -273,13 +423,25 @@ class PersistenceActor(pykka.ThreadingActor):
             self._flush_scheduled = False
             self._flush()
             return None
+        if message is _RETRY:
+            self._timer = None
+            if self._in_doubt is not None:
+                self._reopen()
+            else:
+                self._flush()
+            return None
         if isinstance(message, list):
             self._buffer.extend(message)  # one registry message's records, in order
+            urgent = any(isinstance(m, Commit) for m in message)
         elif isinstance(message, Append | Commit):
             self._buffer.append(message)
+            urgent = isinstance(message, Commit)
         else:
             return self._control(message)
-        self._schedule_flush()
+        # While writes back off, appends wait for the retry; a commit has a caller
+        # waiting for its answer, so it is tried (or refused) at once.
+        if urgent or self._timer is None:
+            self._schedule_flush()
         return None
 
     def _schedule_flush(self) -> None:
@@ -310,6 +472,9 @@ class PersistenceActor(pykka.ThreadingActor):
                 "commits": getattr(self.store, "commits", 0),
                 "compactions": self.compactions,
                 "rows_since_snapshot": dict(self._rows_since_snapshot),
+                "failed_attempts": self._backoff.attempts,
+                "recovering": self._in_doubt is not None,
+                "lost": self._lost,
             }
         raise ValueError(f"unknown persistence request {kind!r}")
 
@@ -317,19 +482,18 @@ class PersistenceActor(pykka.ThreadingActor):
         batch, self._buffer = self._buffer, []
         if not batch:
             return
+        if self._lost is not None or self._in_doubt is not None:
+            self._refuse(batch)
+            return
         started = time.perf_counter()
         try:
             seqs = self.store.write(batch)
         except Exception as exc:
-            cause = _describe(exc)
-            log.warning("journal commit of %d message(s) failed: %s", len(batch), cause)
-            # Appends carry no caller; keep them for the next transaction so the
-            # journal does not lose a registration because a terminal failed.
-            self._buffer[:0] = [m for m in batch if isinstance(m, Append)]
-            if self._buffer:
-                self._schedule_flush()
-            self._answer(batch, None, cause)
+            self._failed(batch, exc)
             return
+        if self._backoff.failing:
+            log.warning("journal writes succeed again after %d failure(s)", self._backoff.attempts)
+            self._backoff.reset()
         self._answer(batch, seqs, None)
         if self.on_commit is not None:
             self.on_commit(time.perf_counter() - started, sum(len(m.records) for m in batch))
@@ -380,7 +544,10 @@ class PersistenceActor(pykka.ThreadingActor):
 
     @staticmethod
     def _answer(
-        batch: Sequence[Append | Commit], seqs: dict[int, tuple[int, ...]] | None, cause: str | None
+        batch: Sequence[Append | Commit],
+        seqs: dict[int, tuple[int, ...]] | None,
+        cause: str | None,
+        failure: str = FAILED,
     ) -> None:
         by_registry: dict[int, tuple[pykka.ActorRef[Any], list[Any]]] = {}
         for msg in batch:
@@ -391,20 +558,25 @@ class PersistenceActor(pykka.ThreadingActor):
                 entry[1].append((msg.token, positions, cause))
         for ref, results in by_registry.values():
             try:
-                ref.tell(Durable(tuple(results)))
+                ref.tell(Durable(tuple(results), failure))
             except pykka.ActorDeadError:
                 log.info("registry stopped before its commit was acknowledged")
 
     def on_stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
         try:
             self._flush()
-            for name, rows in self._rows_since_snapshot.items():
-                if rows:
-                    self._compact(name)
+            if self._lost is None and self._in_doubt is None:
+                for name, rows in self._rows_since_snapshot.items():
+                    if rows:
+                        self._compact(name)
         finally:
             self.store.close()
 
     def on_failure(self, *exc: Any) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
         self.store.close()
 
 

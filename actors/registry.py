@@ -8,7 +8,11 @@ wait-any, feed advance), pass journal records to the persistence actor, and
 order of SPEC §4: watchers, seq and feed, FIFO and eviction, the barrier,
 and finally the caller's reply. It never blocks on the disk: a terminal call
 is parked until its ``Durable`` message arrives, and the mailbox keeps
-moving meanwhile.
+moving meanwhile. A competing call that depends on that operation's status
+is parked too (:mod:`actors.parking`) and runs once the commit has settled.
+After a commit whose outcome is unknown, the registry refuses every call with
+``Unavailable`` until the persistence actor has read the truth from disk
+(``InDoubtSettled``) and this registry has made that truth visible.
 """
 
 from __future__ import annotations
@@ -25,7 +29,14 @@ from typing import Any, Final, TypeVar, cast
 import pykka
 
 from actors.api import RegistryCalls
-from actors.errors import Internal, InvalidArgument, OpsLifecycleError, WaitCancelled
+from actors.commit_path import RECOVERING, CommitPath
+from actors.errors import (
+    Internal,
+    InvalidArgument,
+    OpsLifecycleError,
+    Unavailable,
+    WaitCancelled,
+)
 from actors.futures import OpsFuture, resolved
 from actors.lifecycle import DEFAULT_MAX_COMPLETED, CollectRecord, CommitEffects, Lifecycle
 from actors.model import (
@@ -49,16 +60,19 @@ from actors.model import (
     WaitAllResult,
     new_wait_request_id,
 )
+from actors.parking import Parking, PendingTerminal
 from actors.persistence import (
     DEFAULT_COMPACT_EVERY,
     Append,
     Commit,
     Durable,
+    InDoubtSettled,
     MemoryStore,
     PersistenceActor,
     Recovered,
     Store,
 )
+from actors.recovery import fold_recovered
 
 __all__ = ["RESTART_REASON", "OpsRegistry", "RegistryActor", "fold_recovered"]
 
@@ -71,25 +85,6 @@ T = TypeVar("T")
 
 _DEFER: Final = object()
 DEFAULT_CALL_TIMEOUT: Final = 60.0
-
-
-def fold_recovered(
-    recovered: Recovered, max_completed: int, max_concurrent: int | None
-) -> Lifecycle:
-    """Snapshot + journal -> the registry's state; non-terminal operations are kept."""
-    if recovered.snapshot is None:
-        lc = Lifecycle(max_completed=max_completed, max_concurrent=max_concurrent)
-    else:
-        lc = Lifecycle.from_persisted(
-            recovered.snapshot,
-            keep_non_terminal=True,
-            max_completed=max_completed,
-            max_concurrent=max_concurrent,
-            override_limits=True,
-        )
-    for record, seq in recovered.journal:
-        lc.apply(record, seq)
-    return lc
 
 
 def now_ms() -> int:
@@ -133,7 +128,7 @@ class _WaitAny:
         self.ids = ids
 
 
-class RegistryActor(pykka.ThreadingActor):
+class RegistryActor(CommitPath, pykka.ThreadingActor):
     """One registry. Create it through :class:`OpsRegistry`; talk to it with ``Call`` messages."""
 
     def __init__(
@@ -157,6 +152,9 @@ class RegistryActor(pykka.ThreadingActor):
         self.barrier: tuple[str, weakref.ref[OpsFuture[WaitAllResult]]] | None = None
         self.advance_waiters: list[tuple[int, OpsFuture[int]]] = []
         self.inflight: dict[int, tuple[list[OperationId], OpsFuture[Any] | None]] = {}
+        self.parked: Parking[Call] = Parking()
+        #: commits answered "outcome unknown", by token; while any, every call is refused
+        self.in_doubt: dict[int, list[OperationId]] = {}
         #: journal messages produced while handling the current mailbox message
         self.outgoing: list[Append | Commit] = []
         self.next_token = 0
@@ -181,9 +179,11 @@ class RegistryActor(pykka.ThreadingActor):
                 self._dispatch(call)
         elif isinstance(message, Durable):
             self._on_durable(message)
+        elif isinstance(message, InDoubtSettled):
+            self._on_settled(message)
         else:
             log.warning("registry %s ignored unknown message %r", self.name, type(message))
-        if self.outgoing:
+        while self.outgoing:  # a failed hand-off can release parked calls that journal more
             self._ship()
 
     def _ship(self) -> None:
@@ -201,9 +201,13 @@ class RegistryActor(pykka.ThreadingActor):
                         self.lc.rollback_terminal(op_id)
                     if reply is not None and not reply.done():
                         reply.set_exception(failure)
+                    self._run_parked(ids)
 
     def _dispatch(self, call: Call) -> None:
         reply = call.reply
+        if self.in_doubt and reply is not None and call.method != "cancel_wait_all":
+            reply.set_exception(Unavailable(RECOVERING))  # memory may disagree with the disk
+            return
         try:
             handler = self.handlers[call.method]
         except KeyError:
@@ -212,6 +216,9 @@ class RegistryActor(pykka.ThreadingActor):
             return
         try:
             value = handler(reply, *call.args)
+        except PendingTerminal as pending:
+            self.parked.park(call, pending.ids)
+            return
         except OpsLifecycleError as exc:
             if reply is not None:
                 reply.set_exception(exc)
@@ -234,6 +241,7 @@ class RegistryActor(pykka.ThreadingActor):
         pending += [w.future for ws in self.wait_any_by_id.values() for w in ws]
         pending += [f for _, f in self.advance_waiters]
         pending += [reply for _, reply in self.inflight.values() if reply is not None]
+        pending += [c.reply for c in self.parked.drain() if c.reply is not None]
         if self.barrier is not None:
             barrier_future = self.barrier[1]()
             if barrier_future is not None:
@@ -269,27 +277,6 @@ class RegistryActor(pykka.ThreadingActor):
         self.inflight[token] = (ids, reply)
         self.outgoing.append(Commit(self.name, token, tuple(records), self.actor_ref))
         return _DEFER
-
-    def _on_durable(self, message: Durable) -> None:
-        for token, seqs, error in message.results:
-            ids, reply = self.inflight.pop(token)
-            if error is not None:
-                for op_id in ids:
-                    self.lc.rollback_terminal(op_id)
-                if reply is not None:
-                    reply.set_exception(
-                        Internal(f"persisting the terminal transition failed: {error}")
-                    )
-                continue
-            try:
-                self._make_visible(list(zip(ids, seqs, strict=True)))
-            except OpsLifecycleError as exc:
-                log.error("registry %s: %s", self.name, exc)
-                if reply is not None:
-                    reply.set_exception(exc)
-                continue
-            if reply is not None:
-                reply.set(None)
 
     def _make_visible(self, committed: list[tuple[OperationId, int | None]]) -> None:
         entries = []

@@ -100,6 +100,7 @@ class SqliteStore:
                 f"cannot create data directory {self.data_dir}: {exc.strerror}"
             ) from None
         self._take_lock()
+        self._last_seq.clear()  # a reopen after a failed commit must re-read the disk's seqs
         try:
             if not self.path.exists():
                 self._create()
@@ -364,6 +365,21 @@ class SqliteStore:
                 "SELECT COUNT(*) FROM journal WHERE registry = ?", (registry,)
             ).fetchone()[0]
         )
+
+    def probe(self) -> None:
+        """Prove the disk takes a sync again (after a reopen): raises if it does not.
+
+        The checkpoint syncs the WAL (making durable whatever a failed sync left
+        there, which recovery has just read as the truth) and the database file.
+        """
+        busy, _, _ = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            raise StoreError("the WAL could not be checkpointed")
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def close(self) -> None:
         if self._db is not None:

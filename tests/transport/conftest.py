@@ -38,9 +38,10 @@ def server(tmp_path: Path) -> Iterator[RegistryServer]:
 class ServerProcess:
     """``opsreg serve`` in a child process; endpoints read from its banner line."""
 
-    def __init__(self, data_dir: Path, *extra: str) -> None:
+    def __init__(self, data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
         self.extra = list(extra)
+        self.env = env
         self.endpoint = "tcp://127.0.0.1:0"
         self.feed_endpoint = "tcp://127.0.0.1:0"
         self.proc: subprocess.Popen[str] | None = None
@@ -60,7 +61,7 @@ class ServerProcess:
             *self.extra,
         ]
         self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
