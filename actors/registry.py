@@ -27,8 +27,8 @@ import pykka
 from actors.api import RegistryCalls
 from actors.errors import Internal, InvalidArgument, OpsLifecycleError, WaitCancelled
 from actors.futures import OpsFuture, resolved
+from actors.leases import Leases
 from actors.lifecycle import DEFAULT_MAX_COMPLETED, CollectRecord, CommitEffects, Lifecycle
-from actors.waiters import Waiters
 from actors.model import (
     Aborted,
     Cancelled,
@@ -50,7 +50,6 @@ from actors.model import (
     WaitAllResult,
     new_wait_request_id,
 )
-from actors.leases import Leases
 from actors.persistence import (
     DEFAULT_COMPACT_EVERY,
     Append,
@@ -61,6 +60,7 @@ from actors.persistence import (
     Recovered,
     Store,
 )
+from actors.waiters import Waiters
 
 __all__ = ["RESTART_REASON", "OpsRegistry", "RegistryActor", "fold_recovered"]
 

@@ -27,8 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from actors import OpsRegistry  # noqa: E402
-from bench._common import log, make_ops  # noqa: E402
+from actors import OpsRegistry
+from bench._common import log, make_ops
 
 
 def main() -> None:

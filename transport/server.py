@@ -22,6 +22,7 @@ import re
 import stat
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
 from actors import OpsLifecycleError, OpsRegistry
-from actors.errors import Internal, InvalidArgument
+from actors.errors import Internal, InvalidArgument, LimitExceeded
 from actors.futures import OpsFuture
 from actors.lifecycle import DEFAULT_MAX_COMPLETED
 from actors.model import CompletionEntry, new_wait_request_id
@@ -77,6 +78,9 @@ class ServerConfig:
     feed_hwm: int = 10_000
     heartbeat_interval: float = 1.0
     client_timeout: float = 5.0
+    #: watchers, ``wait_any``, ``wait_all`` and ``wait_for_advance`` a client may have
+    #: pending at once (each costs the server a few kilobytes until it settles)
+    max_waits_per_client: int = 10_000
     #: path of the server's secret certificate (``zmq.auth.create_certificates``)
     curve_secret_file: str | None = None
     #: directory of allowed client public certificates
@@ -87,12 +91,26 @@ class ServerConfig:
     inject_commit_failures: float = 0.0
 
 
+#: The outcome of a leased operation whose client the server gave up on.
+LEASE_REASON: Final = "owner client went silent"
+#: What a wait cancelled for the same reason says (``WaitCancelled``'s field).
+FORGOTTEN_WAIT: Final = "the server gave up on this client (silent beyond client_timeout)"
+#: Identities forgotten recently, remembered so the next pong can tell them (FIFO bound).
+_FORGOTTEN_MEMORY: Final = 65_536
+
+
 @dataclass
 class _Client:
     last_seen: float
     inflight: int = 0
-    #: req_id -> future, for the waits the server holds on this client's behalf
-    held: dict[int, OpsFuture[Any]] = field(default_factory=dict)
+    #: req_id -> (registry, future), for the waits the server holds on this client's behalf
+    held: dict[int, tuple[str, OpsFuture[Any]]] = field(default_factory=dict)
+    #: wait requests handed to a registry and not answered yet (they count as held)
+    asked_waits: int = 0
+    #: registries in which this client registered leased operations
+    leased_in: set[str] = field(default_factory=set)
+    #: the server gave up on this identity before; its next pong says so
+    forgotten: bool = False
 
 
 class _Sink:
@@ -169,6 +187,8 @@ class RegistryServer:
         self.outbox = Outbox()
         self.registries: dict[str, OpsRegistry] = {}
         self.clients: dict[bytes, _Client] = {}
+        self._forgotten: OrderedDict[bytes, None] = OrderedDict()
+        self._last_beat: float | None = None
         self.watermarks: dict[str, int] = {}
         self.endpoint = ""
         self.feed_endpoint = ""
@@ -375,7 +395,7 @@ class RegistryServer:
                 continue
             client = self.clients.get(identity)
             if client is None:
-                client = self.clients[identity] = _Client(last_seen=now)
+                client = self.clients[identity] = self._new_client(identity, now)
             client.last_seen = now
             self._accept(router, identity, client, frame, batches)
         for name, calls in batches.items():
@@ -427,7 +447,9 @@ class RegistryServer:
             )
             return
         if req.method == "ping":
-            self._send(router, identity, codec.encode_reply(req.req_id, codec.PONG, self.epoch))
+            self._send(
+                router, identity, codec.encode_reply(req.req_id, codec.PONG, self._pong(client))
+            )
             return
         if req.method in codec.MUTATING and req.server_epoch not in ("", self.epoch):
             self._reply_error(
@@ -455,9 +477,14 @@ class RegistryServer:
                 router, identity, req.req_id, Internal(f"cannot open registry: {exc}")
             )
             return
+        refusal = self._admit_wait(client, req.method)
+        if refusal is not None:
+            self._reply_error(router, identity, req.req_id, refusal)
+            return
         client.inflight += 1
         sink = _Sink(self.outbox, identity, req.req_id, req.method, reg.name, batched)
-        batches.setdefault(reg.name, []).append(Call(req.method, args, sink))  # type: ignore[arg-type]
+        call = self._leased(identity, client, reg.name, Call(req.method, args, sink))  # type: ignore[arg-type]
+        batches.setdefault(reg.name, []).append(call)
 
     def _reply_error(
         self, router: zmq.Socket[bytes], identity: bytes, req_id: int, exc: OpsLifecycleError
@@ -524,6 +551,8 @@ class RegistryServer:
         client = self.clients.get(identity)
         if client is not None:
             client.inflight -= 1
+            if method in codec.FUTURE_METHODS and client.asked_waits:
+                client.asked_waits -= 1
         metrics = self.metrics
         if metrics is not None:
             if status == codec.OK:
@@ -531,8 +560,13 @@ class RegistryServer:
             else:
                 metrics.rejected.labels(type(value).__name__).inc()
         if status == codec.OK and isinstance(value, OpsFuture):
-            if client is not None and not value.done():
-                client.held[req_id] = value
+            if not value.done():
+                if client is not None:
+                    client.held[req_id] = (registry, value)
+                else:
+                    # Forgotten while the registry was answering: nobody would ever
+                    # cancel it, so cancel it now (its final reply still goes out).
+                    self._cancel_waits(registry, [value])
             outbox = self.outbox
 
             def settled(f: OpsFuture[Any]) -> None:
@@ -569,21 +603,87 @@ class RegistryServer:
         for name in list(self.registries):
             frame = codec.encode_feed("heartbeat", self.watermarks.get(name, 0), 0, [])
             pub.send_multipart([codec.topic(name), frame])
-        deadline = now - self.config.client_timeout
+        cfg = self.config
+        last, self._last_beat = self._last_beat, now
+        if last is not None and now - last > cfg.heartbeat_interval + cfg.client_timeout / 2:
+            # This loop itself stalled (the process was stopped, swapped out, or starved):
+            # the clients' heartbeats are still queued unread, so their silence says
+            # nothing. Give every client a fresh client_timeout instead of forgetting all.
+            log.warning("server loop stalled for %.1fs; clients get a grace period", now - last)
+            for client in self.clients.values():
+                client.last_seen = max(client.last_seen, now)
+            return
+        deadline = now - cfg.client_timeout
         for identity, client in list(self.clients.items()):
             if client.last_seen < deadline:
                 self._forget(identity, client)
 
+    def _new_client(self, identity: bytes, now: float) -> _Client:
+        forgotten = self._forgotten.pop(identity, False) is None
+        return _Client(last_seen=now, forgotten=forgotten)
+
+    def _pong(self, client: _Client) -> Any:
+        """The epoch; ``[epoch, False]`` once after the client was forgotten.
+
+        Only that one pong has the new shape, so a client that predates it just
+        skips it and keeps reading plain pongs.
+        """
+        if client.forgotten:
+            client.forgotten = False
+            return [self.epoch, False]
+        return self.epoch
+
+    def _admit_wait(self, client: _Client, method: str) -> OpsLifecycleError | None:
+        """Refuse a wait beyond ``max_waits_per_client``; count it when admitted."""
+        if method not in codec.FUTURE_METHODS:
+            return None
+        limit = self.config.max_waits_per_client
+        if client.asked_waits + len(client.held) >= limit:
+            return LimitExceeded("waits held for this client", limit)
+        client.asked_waits += 1
+        return None
+
+    def _leased(self, identity: bytes, client: _Client, registry: str, call: Call) -> Call:
+        """A leased registration names its owner (this identity) to the registry."""
+        if call.method != "register_operation" or not call.args[0].lease:
+            return call
+        client.leased_in.add(registry)
+        return Call("register_leased", (call.args[0], identity), call.reply)
+
+    def _cancel_waits(self, registry: str, futures: list[OpsFuture[Any]]) -> None:
+        reg = self.registries.get(registry)
+        if reg is not None:
+            with contextlib.suppress(pykka.ActorDeadError):
+                reg._ref.tell(Call("cancel_waits", (futures, FORGOTTEN_WAIT), None))
+
     def _forget(self, identity: bytes, client: _Client) -> None:
-        """A client went silent: cancel the barriers it holds so they cannot block the registry."""
+        """A client went silent: cancel every wait it holds and end its leased operations.
+
+        Each cancelled wait gets its final ``WaitCancelled`` reply (delivered if the
+        client comes back on the same connection); the futures travel in the cancel
+        message, so a barrier, which its registry holds only weakly, cannot vanish
+        before it is answered.
+        """
         del self.clients[identity]
-        for future in client.held.values():
-            wait_request_id = future.wait_request_id
-            if wait_request_id is None or future.done():
-                continue
-            for reg in self.registries.values():
-                reg.call_async("cancel_wait_all", wait_request_id)
-        if client.held:
+        by_registry: dict[str, list[OpsFuture[Any]]] = {}
+        for registry, future in client.held.values():
+            if not future.done():
+                by_registry.setdefault(registry, []).append(future)
+        for registry, futures in by_registry.items():
+            self._cancel_waits(registry, futures)
+        for registry in client.leased_in:
+            reg = self.registries.get(registry)
+            if reg is not None:
+                with contextlib.suppress(pykka.ActorDeadError):
+                    reg._ref.tell(Call("release_leases", (identity, LEASE_REASON), None))
+        if client.held or client.asked_waits or client.leased_in:
+            self._forgotten[identity] = None
+            if len(self._forgotten) > _FORGOTTEN_MEMORY:
+                self._forgotten.popitem(last=False)
             log.info(
-                "client %s went silent; cancelled its %d wait(s)", identity.hex(), len(client.held)
+                "client %s went silent; cancelled its %d wait(s), released its leases in %d "
+                "registr(ies)",
+                identity.hex(),
+                sum(len(fs) for fs in by_registry.values()),
+                len(client.leased_in),
             )
