@@ -22,9 +22,8 @@ import re
 import stat
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, cast
 
@@ -34,7 +33,7 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
 from actors import OpsLifecycleError, OpsRegistry
-from actors.errors import Internal, InvalidArgument, LimitExceeded
+from actors.errors import Internal, InvalidArgument
 from actors.futures import OpsFuture
 from actors.lifecycle import DEFAULT_MAX_COMPLETED
 from actors.model import CompletionEntry, new_wait_request_id
@@ -44,6 +43,7 @@ from actors.sqlite_store import SqliteStore
 from transport import codec
 from transport._outbox import Outbox
 from transport.errors import Busy, TooLarge, Unavailable
+from transport.liveness import FORGOTTEN_WAIT, LEASE_REASON, Client, Liveness
 from transport.metrics import ServerMetrics
 
 __all__ = ["RegistryServer", "ServerConfig"]
@@ -91,26 +91,8 @@ class ServerConfig:
     inject_commit_failures: float = 0.0
 
 
-#: The outcome of a leased operation whose client the server gave up on.
-LEASE_REASON: Final = "owner client went silent"
-#: What a wait cancelled for the same reason says (``WaitCancelled``'s field).
-FORGOTTEN_WAIT: Final = "the server gave up on this client (silent beyond client_timeout)"
-#: Identities forgotten recently, remembered so the next pong can tell them (FIFO bound).
-_FORGOTTEN_MEMORY: Final = 65_536
-
-
-@dataclass
-class _Client:
-    last_seen: float
-    inflight: int = 0
-    #: req_id -> (registry, future), for the waits the server holds on this client's behalf
-    held: dict[int, tuple[str, OpsFuture[Any]]] = field(default_factory=dict)
-    #: wait requests handed to a registry and not answered yet (they count as held)
-    asked_waits: int = 0
-    #: registries in which this client registered leased operations
-    leased_in: set[str] = field(default_factory=set)
-    #: the server gave up on this identity before; its next pong says so
-    forgotten: bool = False
+#: The per-client record (kept under its old name for code that refers to it).
+_Client = Client
 
 
 class _Sink:
@@ -187,8 +169,9 @@ class RegistryServer:
         self.outbox = Outbox()
         self.registries: dict[str, OpsRegistry] = {}
         self.clients: dict[bytes, _Client] = {}
-        self._forgotten: OrderedDict[bytes, None] = OrderedDict()
-        self._last_beat: float | None = None
+        self.liveness = Liveness(
+            cfg.heartbeat_interval, cfg.client_timeout, cfg.max_waits_per_client
+        )
         self.watermarks: dict[str, int] = {}
         self.endpoint = ""
         self.feed_endpoint = ""
@@ -395,7 +378,7 @@ class RegistryServer:
                 continue
             client = self.clients.get(identity)
             if client is None:
-                client = self.clients[identity] = self._new_client(identity, now)
+                client = self.clients[identity] = self.liveness.new_client(identity, now)
             client.last_seen = now
             self._accept(router, identity, client, frame, batches)
         for name, calls in batches.items():
@@ -448,7 +431,9 @@ class RegistryServer:
             return
         if req.method == "ping":
             self._send(
-                router, identity, codec.encode_reply(req.req_id, codec.PONG, self._pong(client))
+                router,
+                identity,
+                codec.encode_reply(req.req_id, codec.PONG, self.liveness.pong(client, self.epoch)),
             )
             return
         if req.method in codec.MUTATING and req.server_epoch not in ("", self.epoch):
@@ -477,13 +462,13 @@ class RegistryServer:
                 router, identity, req.req_id, Internal(f"cannot open registry: {exc}")
             )
             return
-        refusal = self._admit_wait(client, req.method)
+        refusal = self.liveness.admit_wait(client, req.method)
         if refusal is not None:
             self._reply_error(router, identity, req.req_id, refusal)
             return
         client.inflight += 1
         sink = _Sink(self.outbox, identity, req.req_id, req.method, reg.name, batched)
-        call = self._leased(identity, client, reg.name, Call(req.method, args, sink))  # type: ignore[arg-type]
+        call = self.liveness.leased(identity, client, reg.name, Call(req.method, args, sink))  # type: ignore[arg-type]
         batches.setdefault(reg.name, []).append(call)
 
     def _reply_error(
@@ -603,52 +588,12 @@ class RegistryServer:
         for name in list(self.registries):
             frame = codec.encode_feed("heartbeat", self.watermarks.get(name, 0), 0, [])
             pub.send_multipart([codec.topic(name), frame])
-        cfg = self.config
-        last, self._last_beat = self._last_beat, now
-        if last is not None and now - last > cfg.heartbeat_interval + cfg.client_timeout / 2:
-            # This loop itself stalled (the process was stopped, swapped out, or starved):
-            # the clients' heartbeats are still queued unread, so their silence says
-            # nothing. Give every client a fresh client_timeout instead of forgetting all.
-            log.warning("server loop stalled for %.1fs; clients get a grace period", now - last)
-            for client in self.clients.values():
-                client.last_seen = max(client.last_seen, now)
-            return
-        deadline = now - cfg.client_timeout
-        for identity, client in list(self.clients.items()):
-            if client.last_seen < deadline:
-                self._forget(identity, client)
-
-    def _new_client(self, identity: bytes, now: float) -> _Client:
-        forgotten = self._forgotten.pop(identity, False) is None
-        return _Client(last_seen=now, forgotten=forgotten)
-
-    def _pong(self, client: _Client) -> Any:
-        """The epoch; ``[epoch, False]`` once after the client was forgotten.
-
-        Only that one pong has the new shape, so a client that predates it just
-        skips it and keeps reading plain pongs.
-        """
-        if client.forgotten:
-            client.forgotten = False
-            return [self.epoch, False]
-        return self.epoch
-
-    def _admit_wait(self, client: _Client, method: str) -> OpsLifecycleError | None:
-        """Refuse a wait beyond ``max_waits_per_client``; count it when admitted."""
-        if method not in codec.FUTURE_METHODS:
-            return None
-        limit = self.config.max_waits_per_client
-        if client.asked_waits + len(client.held) >= limit:
-            return LimitExceeded("waits held for this client", limit)
-        client.asked_waits += 1
-        return None
-
-    def _leased(self, identity: bytes, client: _Client, registry: str, call: Call) -> Call:
-        """A leased registration names its owner (this identity) to the registry."""
-        if call.method != "register_operation" or not call.args[0].lease:
-            return call
-        client.leased_in.add(registry)
-        return Call("register_leased", (call.args[0], identity), call.reply)
+        now_stalled = self.liveness.stalled_for(now)
+        expired = self.liveness.expired(self.clients, now)
+        if now_stalled > self.liveness.stall:
+            log.warning("server loop stalled for %.1fs; clients get a grace period", now_stalled)
+        for identity, client in expired:
+            self._forget(identity, client)
 
     def _cancel_waits(self, registry: str, futures: list[OpsFuture[Any]]) -> None:
         reg = self.registries.get(registry)
@@ -677,9 +622,7 @@ class RegistryServer:
                 with contextlib.suppress(pykka.ActorDeadError):
                     reg._ref.tell(Call("release_leases", (identity, LEASE_REASON), None))
         if client.held or client.asked_waits or client.leased_in:
-            self._forgotten[identity] = None
-            if len(self._forgotten) > _FORGOTTEN_MEMORY:
-                self._forgotten.popitem(last=False)
+            self.liveness.remember(identity)
             log.info(
                 "client %s went silent; cancelled its %d wait(s), released its leases in %d "
                 "registr(ies)",

@@ -112,6 +112,7 @@ def _settled(worker: Worker, started: float) -> dict[str, str]:
             worker.line(timeout=max(remaining, 0.01)).removeprefix("settled ").partition(" ")
         )
         results[kind] = result
+    print(f"all four settled {time.monotonic() - started:.2f}s after the paused side resumed")
     return results
 
 
