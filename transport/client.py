@@ -17,6 +17,12 @@ Failure rules (SPEC §7):
   ``Unavailable``.
 * The server only executes a state-changing request if it is the incarnation
   the request names, so a request queued for a dead server never runs twice.
+* When the server gives up on this client (its heartbeats stopped for longer
+  than the server's ``client_timeout``: a stopped or starved process), it
+  cancels the client's waits; the client learns it from their ``WaitCancelled``
+  replies or from its next pong, re-establishes watchers, ``wait_any`` and
+  ``wait_for_advance`` with the same futures, and fails a ``wait_all`` with
+  ``WaitCancelled``.
 """
 
 from __future__ import annotations
