@@ -21,14 +21,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _common import log, make_ops
 
 from actors import OpsRegistry
-from bench._common import log, make_ops
 
 
 def main() -> None:
