@@ -52,6 +52,8 @@ class Liveness:
     """The server's memory of forgotten clients, its own pauses, and the wait budget."""
 
     def __init__(self, heartbeat_interval: float, client_timeout: float, max_waits: int) -> None:
+        if max_waits < 1:
+            raise ValueError(f"max_waits_per_client must be at least 1, got {max_waits}")
         self.client_timeout = client_timeout
         self.max_waits = max_waits
         #: a gap between two beats beyond this is the server's own stall
