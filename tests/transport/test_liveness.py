@@ -25,6 +25,7 @@ from actors import MaxConcurrentExceeded, OperationId, Terminated
 from tests.conftest import background_spec, result_for
 from tests.transport.conftest import ROOT, ServerProcess
 from transport import RegistryClient
+from transport.client import FORGOTTEN
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.slow]
 
@@ -222,7 +223,7 @@ def test_a_forgotten_client_whose_cancel_replies_were_lost_learns_it_from_the_po
             assert results["wait_any"] == "Completed"
             assert int(results["advance"]) >= 1
             # Failed by the client itself on the pong (the server's reply names the barrier).
-            assert "gave up on this client" in results["wait_all"]
+            assert FORGOTTEN in results["wait_all"]
         finally:
             worker.kill()
             relay.close()
