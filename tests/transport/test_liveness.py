@@ -293,11 +293,12 @@ def test_waits_per_client_are_limited_and_a_killed_clients_waits_are_dropped(
                     "the killed client's watchers were never dropped",
                 )
                 rss.append(_rss_kb(sp.proc.pid))
-            # Each round held `limit` watchers (~2.5 KB each, ~7 MB a round). Dropped, their
-            # memory is reused by the next round: after the allocator's first rounds the
-            # RSS stays flat, where a leak would add ~20 MB over the last three rounds.
+            # Each round held `limit` watchers (~2.5 KB each: ~8 MB a round when they leaked,
+            # measured on the code before this limit). Dropped, their memory is reused by
+            # the next round: after the allocator's first rounds the RSS levels off, where a
+            # leak would add ~24 MB over the last three rounds. Half of that is the bound.
             growth_mb = (rss[-1] - rss[2]) / 1024
-            assert growth_mb < 4, f"server RSS grew {growth_mb:.1f} MB in late rounds: {rss}"
+            assert growth_mb < 12, f"server RSS grew {growth_mb:.1f} MB in late rounds: {rss}"
             assert cli.diagnostic_snapshot().operations[0].watcher_count == 0
             cli.complete_operation(spec.id, result_for(spec.id))
     finally:
