@@ -178,6 +178,11 @@ class OperationSpec(msgspec.Struct, frozen=True):
     source_label: str
     child_session_id: str | None = None
     expect_peer_channel: bool = False
+    #: Tie the operation to the liveness of the client that registers it over a server:
+    #: when the server gives up on that client, the operation ends
+    #: ``Terminated("owner client went silent")`` if still running (its
+    #: ``max_concurrent`` slot is freed). No effect in an in-process ``OpsRegistry``.
+    lease: bool = False
 
     def __post_init__(self) -> None:
         _force(self, "id", OperationId(self.id))
@@ -188,6 +193,8 @@ class OperationSpec(msgspec.Struct, frozen=True):
         _opt_text(self.child_session_id, "child_session_id")
         if not isinstance(self.expect_peer_channel, bool):
             raise InvalidArgument("expect_peer_channel must be a bool")
+        if not isinstance(self.lease, bool):
+            raise InvalidArgument("lease must be a bool")
 
 
 class OperationResult(msgspec.Struct, frozen=True):

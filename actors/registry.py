@@ -38,6 +38,7 @@ from actors.errors import (
     WaitCancelled,
 )
 from actors.futures import OpsFuture, resolved
+from actors.leases import Leases
 from actors.lifecycle import DEFAULT_MAX_COMPLETED, CollectRecord, CommitEffects, Lifecycle
 from actors.model import (
     Aborted,
@@ -73,6 +74,7 @@ from actors.persistence import (
     Store,
 )
 from actors.recovery import fold_recovered
+from actors.waiters import Waiters
 
 __all__ = ["RESTART_REASON", "OpsRegistry", "RegistryActor", "fold_recovered"]
 
@@ -120,14 +122,6 @@ def _text(value: Any, what: str) -> str:
     return value
 
 
-class _WaitAny:
-    __slots__ = ("future", "ids")
-
-    def __init__(self, future: OpsFuture[Any], ids: list[OperationId]) -> None:
-        self.future = future
-        self.ids = ids
-
-
 class RegistryActor(CommitPath, pykka.ThreadingActor):
     """One registry. Create it through :class:`OpsRegistry`; talk to it with ``Call`` messages."""
 
@@ -147,10 +141,10 @@ class RegistryActor(CommitPath, pykka.ThreadingActor):
         self.clock = clock
         self.epoch_id = epoch_id or new_wait_request_id()
         self.on_entries = on_entries
-        self.watchers: dict[OperationId, list[OpsFuture[Outcome]]] = {}
-        self.wait_any_by_id: dict[OperationId, list[_WaitAny]] = {}
-        self.barrier: tuple[str, weakref.ref[OpsFuture[WaitAllResult]]] | None = None
-        self.advance_waiters: list[tuple[int, OpsFuture[int]]] = []
+        #: every future handed out that waits for something (actors/waiters.py)
+        self.waits: Waiters[OpsFuture[Any]] = Waiters()
+        #: leased operations by the client (an opaque token from a server) that holds them
+        self.leases = Leases()
         self.inflight: dict[int, tuple[list[OperationId], OpsFuture[Any] | None]] = {}
         self.parked: Parking[Call] = Parking()
         #: commits answered "outcome unknown", by token; while any, every call is refused
@@ -237,15 +231,9 @@ class RegistryActor(CommitPath, pykka.ThreadingActor):
 
     def on_stop(self) -> None:
         stopped = Internal("registry stopped")
-        pending: list[OpsFuture[Any]] = [f for fs in self.watchers.values() for f in fs]
-        pending += [w.future for ws in self.wait_any_by_id.values() for w in ws]
-        pending += [f for _, f in self.advance_waiters]
+        pending = self.waits.drain()
         pending += [reply for _, reply in self.inflight.values() if reply is not None]
         pending += [c.reply for c in self.parked.drain() if c.reply is not None]
-        if self.barrier is not None:
-            barrier_future = self.barrier[1]()
-            if barrier_future is not None:
-                pending.append(barrier_future)
         for f in pending:
             if not f.done():
                 f.set_exception(stopped)
@@ -257,7 +245,7 @@ class RegistryActor(CommitPath, pykka.ThreadingActor):
             self.outgoing.append(Append(self.name, (record,)))
 
     def _watcher_counts(self) -> dict[OperationId, int]:
-        return {i: len(fs) for i, fs in self.watchers.items() if fs}
+        return self.waits.watcher_counts()
 
     def _terminal(
         self, reply: OpsFuture[Any] | None, items: Sequence[tuple[OperationId, str, Outcome]]
@@ -291,18 +279,11 @@ class RegistryActor(CommitPath, pykka.ThreadingActor):
 
     def _resolve(self, effects: CommitEffects) -> None:
         entry = effects.entry
-        op_id, outcome = entry.operation_id, entry.terminal_outcome
-        for f in self.watchers.pop(op_id, ()):
-            f.set(outcome)
-        for w in self.wait_any_by_id.pop(op_id, ()):
-            if not w.future.done():
-                w.future.set((op_id, outcome))
-                for other in w.ids:
-                    lst = self.wait_any_by_id.get(other)
-                    if lst is not None and w in lst:
-                        lst.remove(w)
-                        if not lst:
-                            del self.wait_any_by_id[other]
+        op_id = entry.operation_id
+        self.leases.ended(op_id)
+        for f, value in self.waits.on_terminal(op_id, entry.terminal_outcome):
+            if not f.done():
+                f.set(value)
         if effects.wait_all is not None:
             self._settle_barrier(effects.wait_all.satisfied.wait_request_id, effects.wait_all, None)
         if effects.wait_failed is not None:
@@ -311,10 +292,7 @@ class RegistryActor(CommitPath, pykka.ThreadingActor):
     def _settle_barrier(
         self, wait_request_id: str, result: WaitAllResult | None, error: BaseException | None
     ) -> None:
-        if self.barrier is None or self.barrier[0] != wait_request_id:
-            return
-        future = self.barrier[1]()
-        self.barrier = None
+        _, future = self.waits.take_barrier(wait_request_id)
         if future is None or future.done():
             return
         if error is not None:
@@ -324,15 +302,9 @@ class RegistryActor(CommitPath, pykka.ThreadingActor):
 
     def _advance(self) -> None:
         mark = self.lc.watermark
-        if not self.advance_waiters:
-            return
-        keep = []
-        for after, f in self.advance_waiters:
-            if after < mark:
+        for f in self.waits.on_watermark(mark):
+            if not f.done():
                 f.set(mark)
-            else:
-                keep.append((after, f))
-        self.advance_waiters = keep
 
     def _barrier_dropped(self, wait_request_id: str) -> None:
         """The caller let go of its ``wait_all`` future: clear the barrier (seed behaviour)."""
@@ -403,7 +375,7 @@ class RegistryActor(CommitPath, pykka.ThreadingActor):
 
     def _do_snapshot(self, reply: Any, op_id: Any) -> OperationLifecycleSnapshot | None:
         op_id = OperationId(op_id)
-        return self.lc.snapshot(op_id, len(self.watchers.get(op_id, ())))
+        return self.lc.snapshot(op_id, self.waits.watcher_count(op_id))
 
     def _do_list_operations(self, reply: Any) -> list[OperationLifecycleSnapshot]:
         return self.lc.list_operations(self._watcher_counts())
@@ -433,7 +405,7 @@ class RegistryActor(CommitPath, pykka.ThreadingActor):
         if outcome is not None:
             return resolved(outcome)
         f: OpsFuture[Outcome] = OpsFuture()
-        self.watchers.setdefault(op_id, []).append(f)
+        self.waits.add_watcher(f, op_id)
         return f
 
     def _do_wait_any(self, reply: Any, ids: Any) -> OpsFuture[tuple[OperationId, Outcome]]:
@@ -442,9 +414,7 @@ class RegistryActor(CommitPath, pykka.ThreadingActor):
         if found is not None:
             return resolved(found)
         f: OpsFuture[tuple[OperationId, Outcome]] = OpsFuture()
-        w = _WaitAny(f, list(dict.fromkeys(members)))
-        for op_id in w.ids:
-            self.wait_any_by_id.setdefault(op_id, []).append(w)
+        self.waits.add_any(f, members)
         return f
 
     def _do_wait_all(self, reply: Any, run_id: Any, ids: Any) -> OpsFuture[WaitAllResult]:
@@ -461,8 +431,7 @@ class RegistryActor(CommitPath, pykka.ThreadingActor):
         def dropped(_: object, w: str = wait_request_id) -> None:
             self._barrier_dropped(w)
 
-        ref = weakref.ref(f, dropped)
-        self.barrier = (wait_request_id, ref)
+        self.waits.set_barrier(wait_request_id, weakref.ref(f, dropped))
         return f
 
     def _do_cancel_wait_all(self, reply: Any, wait_request_id: str | None = None) -> bool:
@@ -479,8 +448,37 @@ class RegistryActor(CommitPath, pykka.ThreadingActor):
         if mark > after_seq:
             return resolved(mark)
         f: OpsFuture[int] = OpsFuture()
-        self.advance_waiters.append((after_seq, f))
+        self.waits.add_advance(f, after_seq)
         return f
+
+    # --- on behalf of a server: waits and leases of a client it gave up on ---------------------
+
+    def _do_cancel_waits(self, reply: Any, futures: list[OpsFuture[Any]], why: str) -> int:
+        """Remove these pending waits (a barrier among them too); each fails ``WaitCancelled``."""
+        cancelled, barriers = self.waits.cancel(futures)
+        for f in cancelled:
+            if not f.done():
+                f.set_exception(WaitCancelled(why))
+        for wait_request_id in barriers:
+            self._do_cancel_wait_all(None, wait_request_id)
+        return len(cancelled) + len(barriers)
+
+    def _do_register_leased(self, reply: Any, spec: OperationSpec, owner: bytes) -> None:
+        """``register_operation``, remembering which client's liveness the operation rides on."""
+        self._do_register_operation(reply, spec)
+        if spec.lease:
+            self.leases.add(owner, spec.id)
+
+    def _do_release_leases(self, reply: Any, owner: bytes, reason: str) -> Any:
+        """The owner went silent: end its leased operations that are still running."""
+        return self._do_terminate_operations(reply, self.leases.release(owner), reason)
+
+    def _do_terminate_operations(self, reply: Any, ids: Any, reason: Any) -> Any:
+        """``Terminated(reason)`` for each of ``ids`` still running; ended or unknown are skipped."""
+        outcome = Terminated(_text(reason, "reason"))
+        wanted = set(_ids(ids, "ids"))
+        targets = [op_id for op_id in self.lc.terminate_targets() if op_id in wanted]
+        return self._terminal(reply, [(op_id, "terminate_owner", outcome) for op_id in targets])
 
 
 class OpsRegistry(RegistryCalls):

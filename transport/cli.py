@@ -674,6 +674,7 @@ def _serve(args: argparse.Namespace) -> int:
         curve_allow_dir=args.curve_allow,
         heartbeat_interval=args.heartbeat,
         client_timeout=args.client_timeout,
+        max_waits_per_client=args.max_waits_per_client,
         metrics=args.metrics,
         inject_commit_failures=args.inject_commit_failures,
     )
@@ -804,6 +805,12 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=5.0,
         help="seconds of silence after which a client's waits are cancelled",
+    )
+    serve.add_argument(
+        "--max-waits-per-client",
+        type=int,
+        default=10_000,
+        help="pending watchers and waits one client may hold",
     )
     serve.add_argument("--curve-secret", help="server secret certificate (enables CURVE)")
     serve.add_argument("--curve-allow", help="directory of allowed client public certificates")

@@ -17,6 +17,12 @@ Failure rules (SPEC §7):
   ``Unavailable``.
 * The server only executes a state-changing request if it is the incarnation
   the request names, so a request queued for a dead server never runs twice.
+* When the server gives up on this client (its heartbeats stopped for longer
+  than the server's ``client_timeout``: a stopped or starved process), it
+  cancels the client's waits; the client learns it from their ``WaitCancelled``
+  replies or from its next pong, re-establishes watchers, ``wait_any`` and
+  ``wait_for_advance`` with the same futures, and fails a ``wait_all`` with
+  ``WaitCancelled``.
 """
 
 from __future__ import annotations
@@ -34,9 +40,10 @@ import pykka
 import zmq
 
 from actors.api import RegistryCalls
-from actors.errors import InvalidArgument, OpsLifecycleError
+from actors.errors import InvalidArgument, OpsLifecycleError, WaitCancelled
 from actors.futures import OpsFuture
 from actors.model import (
+    OperationSpec,
     PersistedOpsSnapshot,
 )
 from transport import codec
@@ -53,6 +60,8 @@ _POLLIN: Final = int(zmq.POLLIN)
 log = logging.getLogger(__name__)
 
 _SWEEP_EVERY: Final = 1.0
+#: ``WaitCancelled``'s field when the server gave up on this client while it held a barrier
+FORGOTTEN: Final = "the server gave up on this client (silent beyond its client_timeout)"
 
 
 class _Pending:
@@ -419,6 +428,8 @@ class RegistryClient(RegistryCalls):
             self._settle(p, value, False)
         else:
             error = codec.decode_error(reply.payload)
+            if self._reestablish(p, error):
+                return
             if isinstance(error, Unavailable):
                 # The server we addressed is gone; learn the new one at once.
                 self._send_frame(codec.encode_request(0, self._epoch, self.registry, "ping", ()))
@@ -436,7 +447,12 @@ class RegistryClient(RegistryCalls):
             target.set(value)
 
     def _on_pong(self, reply: codec.Reply) -> None:
+        # The payload is the server's epoch, or ``[epoch, False]`` when the server has
+        # forgotten this client (it gave up on its heartbeats) since the last pong.
         epoch = msgspec.msgpack.decode(bytes(reply.payload))
+        known = True
+        if isinstance(epoch, list) and len(epoch) == 2 and isinstance(epoch[1], bool):
+            epoch, known = epoch
         if not isinstance(epoch, str):
             return
         previous, self._epoch = self._epoch, epoch
@@ -444,6 +460,27 @@ class RegistryClient(RegistryCalls):
         self.connected.set()
         if previous and previous != epoch:
             self._server_restarted()
+        elif not known:
+            self._server_forgot_me()
+
+    def _server_forgot_me(self) -> None:
+        """The server gave up on this client and cancelled its waits (the replies saying
+        so may have been lost): establish them again, as after a restart, with the
+        caller's futures unchanged; a ``wait_all`` barrier fails with ``WaitCancelled``
+        (another caller may have taken the barrier meanwhile)."""
+        for req_id, p in list(self._pending.items()):
+            if p.accepted:
+                del self._pending[req_id]
+                if not self._reestablish(p, WaitCancelled(FORGOTTEN)):
+                    self._settle(p, WaitCancelled(FORGOTTEN), True)
+
+    def _reestablish(self, p: _Pending, error: OpsLifecycleError) -> bool:
+        """Send an accepted wait again after the server cancelled it because it gave up
+        on this client; True when it was (``wait_all`` is not: its barrier is gone)."""
+        if not (p.accepted and isinstance(error, WaitCancelled) and p.method != "wait_all"):
+            return False
+        self._send(_Pending(p.method, p.args, None, p.final))
+        return True
 
     def _server_restarted(self) -> None:
         pending, self._pending = self._pending, {}
@@ -488,6 +525,20 @@ class RegistryClient(RegistryCalls):
                 self._settle(item[1], error, True)
 
     # --- SPEC §4: the methods come from RegistryCalls, as for ``OpsRegistry`` -------------
+
+    def register_operation(self, spec: OperationSpec) -> None:
+        if not (self.direct and isinstance(spec, OperationSpec) and spec.lease):
+            return super().register_operation(spec)
+        # A lease follows the liveness of the socket that heartbeats (the I/O thread's),
+        # not of this thread's own socket, which never does.
+        first = self.submit("register_operation", spec)
+        try:
+            first.get(timeout=self.timeout)
+        except pykka.Timeout:
+            raise Unavailable(
+                f"no answer to register_operation from {self.endpoint} within {self.timeout}s"
+                "; it may or may not have happened"
+            ) from None
 
     def capture_persistence_snapshot(self) -> PersistedOpsSnapshot:
         return self._call("capture_persistence_snapshot")  # type: ignore[no-any-return]

@@ -95,7 +95,7 @@ VERSION: Final = 1
 OK: Final = 0
 ERROR: Final = 1
 ACCEPTED: Final = 2  # a future was registered; its value follows in a second reply
-PONG: Final = 3
+PONG: Final = 3  # payload: the server's epoch, or [epoch, False] once to a forgotten client
 
 Ids = list[OperationId]
 

@@ -23,7 +23,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, cast
 
@@ -43,6 +43,7 @@ from actors.sqlite_store import SqliteStore
 from transport import codec
 from transport._outbox import Outbox
 from transport.errors import Busy, TooLarge, Unavailable
+from transport.liveness import FORGOTTEN_WAIT, LEASE_REASON, Client, Liveness
 from transport.metrics import ServerMetrics
 
 __all__ = ["RegistryServer", "ServerConfig"]
@@ -77,6 +78,9 @@ class ServerConfig:
     feed_hwm: int = 10_000
     heartbeat_interval: float = 1.0
     client_timeout: float = 5.0
+    #: watchers, ``wait_any``, ``wait_all`` and ``wait_for_advance`` a client may have
+    #: pending at once (each costs the server a few kilobytes until it settles)
+    max_waits_per_client: int = 10_000
     #: path of the server's secret certificate (``zmq.auth.create_certificates``)
     curve_secret_file: str | None = None
     #: directory of allowed client public certificates
@@ -87,12 +91,8 @@ class ServerConfig:
     inject_commit_failures: float = 0.0
 
 
-@dataclass
-class _Client:
-    last_seen: float
-    inflight: int = 0
-    #: req_id -> future, for the waits the server holds on this client's behalf
-    held: dict[int, OpsFuture[Any]] = field(default_factory=dict)
+#: The per-client record (kept under its old name for code that refers to it).
+_Client = Client
 
 
 class _Sink:
@@ -169,6 +169,9 @@ class RegistryServer:
         self.outbox = Outbox()
         self.registries: dict[str, OpsRegistry] = {}
         self.clients: dict[bytes, _Client] = {}
+        self.liveness = Liveness(
+            cfg.heartbeat_interval, cfg.client_timeout, cfg.max_waits_per_client
+        )
         self.watermarks: dict[str, int] = {}
         self.endpoint = ""
         self.feed_endpoint = ""
@@ -375,7 +378,7 @@ class RegistryServer:
                 continue
             client = self.clients.get(identity)
             if client is None:
-                client = self.clients[identity] = _Client(last_seen=now)
+                client = self.clients[identity] = self.liveness.new_client(identity, now)
             client.last_seen = now
             self._accept(router, identity, client, frame, batches)
         for name, calls in batches.items():
@@ -427,7 +430,11 @@ class RegistryServer:
             )
             return
         if req.method == "ping":
-            self._send(router, identity, codec.encode_reply(req.req_id, codec.PONG, self.epoch))
+            self._send(
+                router,
+                identity,
+                codec.encode_reply(req.req_id, codec.PONG, self.liveness.pong(client, self.epoch)),
+            )
             return
         if req.method in codec.MUTATING and req.server_epoch not in ("", self.epoch):
             self._reply_error(
@@ -455,9 +462,14 @@ class RegistryServer:
                 router, identity, req.req_id, Internal(f"cannot open registry: {exc}")
             )
             return
+        refusal = self.liveness.admit_wait(client, req.method)
+        if refusal is not None:
+            self._reply_error(router, identity, req.req_id, refusal)
+            return
         client.inflight += 1
         sink = _Sink(self.outbox, identity, req.req_id, req.method, reg.name, batched)
-        batches.setdefault(reg.name, []).append(Call(req.method, args, sink))  # type: ignore[arg-type]
+        call = self.liveness.leased(identity, client, reg.name, Call(req.method, args, sink))  # type: ignore[arg-type]
+        batches.setdefault(reg.name, []).append(call)
 
     def _reply_error(
         self, router: zmq.Socket[bytes], identity: bytes, req_id: int, exc: OpsLifecycleError
@@ -524,6 +536,8 @@ class RegistryServer:
         client = self.clients.get(identity)
         if client is not None:
             client.inflight -= 1
+            if method in codec.FUTURE_METHODS and client.asked_waits:
+                client.asked_waits -= 1
         metrics = self.metrics
         if metrics is not None:
             if status == codec.OK:
@@ -531,8 +545,13 @@ class RegistryServer:
             else:
                 metrics.rejected.labels(type(value).__name__).inc()
         if status == codec.OK and isinstance(value, OpsFuture):
-            if client is not None and not value.done():
-                client.held[req_id] = value
+            if not value.done():
+                if client is not None:
+                    client.held[req_id] = (registry, value)
+                else:
+                    # Forgotten while the registry was answering: nobody would ever
+                    # cancel it, so cancel it now (its final reply still goes out).
+                    self._cancel_waits(registry, [value])
             outbox = self.outbox
 
             def settled(f: OpsFuture[Any]) -> None:
@@ -569,21 +588,45 @@ class RegistryServer:
         for name in list(self.registries):
             frame = codec.encode_feed("heartbeat", self.watermarks.get(name, 0), 0, [])
             pub.send_multipart([codec.topic(name), frame])
-        deadline = now - self.config.client_timeout
-        for identity, client in list(self.clients.items()):
-            if client.last_seen < deadline:
-                self._forget(identity, client)
+        now_stalled = self.liveness.stalled_for(now)
+        expired = self.liveness.expired(self.clients, now)
+        if now_stalled > self.liveness.stall:
+            log.warning("server loop stalled for %.1fs; clients get a grace period", now_stalled)
+        for identity, client in expired:
+            self._forget(identity, client)
+
+    def _cancel_waits(self, registry: str, futures: list[OpsFuture[Any]]) -> None:
+        reg = self.registries.get(registry)
+        if reg is not None:
+            with contextlib.suppress(pykka.ActorDeadError):
+                reg._ref.tell(Call("cancel_waits", (futures, FORGOTTEN_WAIT), None))
 
     def _forget(self, identity: bytes, client: _Client) -> None:
-        """A client went silent: cancel the barriers it holds so they cannot block the registry."""
+        """A client went silent: cancel every wait it holds and end its leased operations.
+
+        Each cancelled wait gets its final ``WaitCancelled`` reply (delivered if the
+        client comes back on the same connection); the futures travel in the cancel
+        message, so a barrier, which its registry holds only weakly, cannot vanish
+        before it is answered.
+        """
         del self.clients[identity]
-        for future in client.held.values():
-            wait_request_id = future.wait_request_id
-            if wait_request_id is None or future.done():
-                continue
-            for reg in self.registries.values():
-                reg.call_async("cancel_wait_all", wait_request_id)
-        if client.held:
+        by_registry: dict[str, list[OpsFuture[Any]]] = {}
+        for registry, future in client.held.values():
+            if not future.done():
+                by_registry.setdefault(registry, []).append(future)
+        for registry, futures in by_registry.items():
+            self._cancel_waits(registry, futures)
+        for registry in client.leased_in:
+            reg = self.registries.get(registry)
+            if reg is not None:
+                with contextlib.suppress(pykka.ActorDeadError):
+                    reg._ref.tell(Call("release_leases", (identity, LEASE_REASON), None))
+        if client.held or client.asked_waits or client.leased_in:
+            self.liveness.remember(identity)
             log.info(
-                "client %s went silent; cancelled its %d wait(s)", identity.hex(), len(client.held)
+                "client %s went silent; cancelled its %d wait(s), released its leases in %d "
+                "registr(ies)",
+                identity.hex(),
+                sum(len(fs) for fs in by_registry.values()),
+                len(client.leased_in),
             )

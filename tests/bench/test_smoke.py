@@ -21,6 +21,7 @@ TINY = {
     ],
     "scaling.py": ["--sizes", "100,500", "--n", "200", "--repeat", "1"],
     "flood.py": ["--quick"],
+    "waits.py": ["--quick"],
     "soak.py": ["--n", "2000", "--sample-every", "0.5"],
     "chaos.py": ["--seconds", "3", "--seed", "5"],
     "peers/ray_registry.py": ["--quick", "--n", "40", "--repeat", "1"],

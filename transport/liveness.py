@@ -1,0 +1,115 @@
+"""Client liveness for ``RegistryServer``: who is connected, what each holds, when to give up.
+
+Bookkeeping only; the server's I/O thread owns it and does the sending. The
+rules (documented in ``docs/design.md``, *Hardening: waits*):
+
+* A client silent for ``client_timeout`` is *forgotten*: every wait it holds is
+  cancelled in its registry (each gets a final ``WaitCancelled`` reply) and its
+  leased operations end. The next pong it gets says ``[epoch, False]`` so it can
+  re-establish its waits even if those replies were lost.
+* A server whose own loop stalled (stopped, swapped out, starved) for longer
+  than ``heartbeat_interval + client_timeout / 2`` forgets nobody on that beat:
+  the clients' heartbeats are queued unread, so their silence means nothing.
+* A client holds at most ``max_waits_per_client`` pending waits.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from actors.errors import LimitExceeded, OpsLifecycleError
+from actors.futures import OpsFuture
+from actors.registry import Call
+from transport import codec
+
+__all__ = ["FORGOTTEN_WAIT", "LEASE_REASON", "Client", "Liveness"]
+
+#: The outcome of a leased operation whose client the server gave up on.
+LEASE_REASON: Final = "owner client went silent"
+#: What a wait cancelled for the same reason says (``WaitCancelled``'s field).
+FORGOTTEN_WAIT: Final = "the server gave up on this client (silent beyond client_timeout)"
+#: Identities forgotten recently, remembered so the next pong can tell them (FIFO bound).
+_FORGOTTEN_MEMORY: Final = 65_536
+
+
+@dataclass
+class Client:
+    last_seen: float
+    inflight: int = 0
+    #: req_id -> (registry, future), for the waits the server holds on this client's behalf
+    held: dict[int, tuple[str, OpsFuture[Any]]] = field(default_factory=dict)
+    #: wait requests handed to a registry and not answered yet (they count as held)
+    asked_waits: int = 0
+    #: registries in which this client registered leased operations
+    leased_in: set[str] = field(default_factory=set)
+    #: the server gave up on this identity before; its next pong says so
+    forgotten: bool = False
+
+
+class Liveness:
+    """The server's memory of forgotten clients, its own pauses, and the wait budget."""
+
+    def __init__(self, heartbeat_interval: float, client_timeout: float, max_waits: int) -> None:
+        if max_waits < 1:
+            raise ValueError(f"max_waits_per_client must be at least 1, got {max_waits}")
+        self.client_timeout = client_timeout
+        self.max_waits = max_waits
+        #: a gap between two beats beyond this is the server's own stall
+        self.stall = heartbeat_interval + client_timeout / 2
+        self._forgotten: OrderedDict[bytes, None] = OrderedDict()
+        self._last_beat: float | None = None
+
+    def new_client(self, identity: bytes, now: float) -> Client:
+        forgotten = self._forgotten.pop(identity, False) is None
+        return Client(last_seen=now, forgotten=forgotten)
+
+    def pong(self, client: Client, epoch: str) -> Any:
+        """The epoch; ``[epoch, False]`` once after the client was forgotten.
+
+        Only that one pong has the new shape, so a client that predates it just
+        skips it and keeps reading plain pongs.
+        """
+        if client.forgotten:
+            client.forgotten = False
+            return [epoch, False]
+        return epoch
+
+    def admit_wait(self, client: Client, method: str) -> OpsLifecycleError | None:
+        """Refuse a wait beyond the budget; count it when admitted."""
+        if method not in codec.FUTURE_METHODS:
+            return None
+        if client.asked_waits + len(client.held) >= self.max_waits:
+            return LimitExceeded("waits held for this client", self.max_waits)
+        client.asked_waits += 1
+        return None
+
+    @staticmethod
+    def leased(identity: bytes, client: Client, registry: str, call: Call) -> Call:
+        """A leased registration names its owner (this identity) to the registry."""
+        if call.method != "register_operation" or not call.args[0].lease:
+            return call
+        client.leased_in.add(registry)
+        return Call("register_leased", (call.args[0], identity), call.reply)
+
+    def expired(self, clients: dict[bytes, Client], now: float) -> list[tuple[bytes, Client]]:
+        """The clients to forget at this beat (none if the server itself stalled)."""
+        last, self._last_beat = self._last_beat, now
+        if last is not None and now - last > self.stall:
+            # Their heartbeats are still queued unread: a fresh client_timeout for all.
+            for client in clients.values():
+                client.last_seen = max(client.last_seen, now)
+            return []
+        deadline = now - self.client_timeout
+        return [(i, c) for i, c in clients.items() if c.last_seen < deadline]
+
+    def stalled_for(self, now: float) -> float:
+        """Seconds since the previous beat (for the log line of a stall)."""
+        return 0.0 if self._last_beat is None else now - self._last_beat
+
+    def remember(self, identity: bytes) -> None:
+        """``identity`` was forgotten while holding something: tell it at its next pong."""
+        self._forgotten[identity] = None
+        if len(self._forgotten) > _FORGOTTEN_MEMORY:
+            self._forgotten.popitem(last=False)
