@@ -305,6 +305,12 @@ class PersistenceActor(pykka.ThreadingActor):
         if kind == "compact":
             self._compact(message[1])
             return None
+        if kind == "detach":  # a server closed this registry: snapshot it, drop its mirror
+            if self._rows_since_snapshot.get(message[1]):
+                self._compact(message[1])
+            self._mirrors.pop(message[1], None)
+            self._rows_since_snapshot.pop(message[1], None)
+            return None
         if kind == "stats":
             return {
                 "commits": getattr(self.store, "commits", 0),
@@ -377,6 +383,7 @@ class PersistenceActor(pykka.ThreadingActor):
             return
         self._rows_since_snapshot[name] = 0
         self.compactions += 1
+        log.info("registry %s compacted (%d operations retained)", name, mirror.retained_size)
 
     @staticmethod
     def _answer(
