@@ -203,7 +203,7 @@ def test_a_subscriber_that_never_reads_cannot_grow_the_server(tmp_path: Path) ->
             print(f"server RSS {baseline / 1024:.0f} MB -> peak {rss.peak / 1024:.0f} MB")
             # ~48 MB of entries went out; the PUB queue may hold 4 MB of them, the
             # registry's own feed buffer keeps the last 1,024 entries (~16 MB).
-            assert grown_mb < 40, f"server grew {grown_mb:.0f} MB for a stalled subscriber"
+            assert grown_mb < 45, f"server grew {grown_mb:.0f} MB for a stalled subscriber"
         stalled.close()
     finally:
         sp.stop()
