@@ -385,8 +385,17 @@ class RegistryServer:
         names = self._names
         assert names is not None
         for name, calls in batches.items():
-            names.dispatched(name, len(calls), now)
-            self._hand(self.registries[name], calls)
+            reg = self.registries.get(name)
+            if reg is not None:
+                names.dispatched(name, len(calls), now)
+                self._hand(reg, calls)
+                continue
+            for call in calls:  # closed for room later in this pass: it reopens for them
+                try:
+                    names.park(name, call, now)
+                except OpsLifecycleError as exc:
+                    assert call.reply is not None
+                    call.reply.set_exception(exc)
 
     @staticmethod
     def _hand(reg: OpsRegistry, calls: list[Call]) -> None:

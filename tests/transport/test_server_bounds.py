@@ -287,3 +287,31 @@ def test_serve_help_says_what_synchronous_normal_gives_up() -> None:
         check=True,
     ).stdout
     assert "no fsync at all" in " ".join(out.split())
+
+
+@pytest.mark.timeout(60)
+def test_a_registry_closed_for_room_in_the_same_pass_as_its_request_reopens_for_it(
+    tmp_path: Path,
+) -> None:
+    with RegistryServer(
+        endpoint="tcp://127.0.0.1:0",
+        feed_endpoint="tcp://127.0.0.1:0",
+        data_dir=str(tmp_path / "data"),
+        max_registries=1,
+    ) as server:
+        raw = _dealer(server.endpoint)
+        raw.send(codec.encode_request(1, "", "a", "watermark", ()))
+        assert _answers(raw, 1)[0].status == codec.OK
+        # One frame, so one pass: "a" is open when its request is read, then "b" needs room.
+        raw.send(
+            codec.join_requests(
+                [
+                    codec.encode_request(2, "", "a", "watermark", ()),
+                    codec.encode_request(3, "", "b", "watermark", ()),
+                ]
+            )
+        )
+        replies = {r.req_id: r.status for r in _answers(raw, 2)}
+        assert replies == {2: codec.OK, 3: codec.OK}
+        assert _timed_ping(raw, 4) < ANSWER_WITHIN  # the I/O thread is still there
+        raw.close()
