@@ -383,7 +383,8 @@ class PersistenceActor(pykka.ThreadingActor):
             return
         self._rows_since_snapshot[name] = 0
         self.compactions += 1
-        log.info("registry %s compacted (%d operations retained)", name, mirror.retained_size)
+        fields = {"event": "compacted", "registry": name}
+        log.info("registry %s compacted (%d retained)", name, mirror.retained_size, extra=fields)
 
     @staticmethod
     def _answer(

@@ -19,16 +19,21 @@ __all__ = ["FORMATS", "LEVELS", "RefusalLog", "install"]
 
 LEVELS: Final = ("debug", "info", "warning", "error")
 FORMATS: Final = ("text", "json")
+#: fields a record may carry (``extra=``) that the JSON lines show as their own keys
+FIELDS: Final = ("event", "registry", "error_class", "count", "example")
 
 
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        line = {
+        line: dict[str, object] = {
             "ts": round(record.created, 3),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
         }
+        for key in FIELDS:
+            if key in record.__dict__:
+                line[key] = record.__dict__[key]
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
         return json.dumps(line, ensure_ascii=False)
@@ -64,6 +69,7 @@ class RefusalLog:
         self.interval = interval
         self._last: dict[str, float] = {}
         self._count: dict[str, int] = {}
+        self._example: dict[str, BaseException] = {}
 
     def refused(self, exc: BaseException) -> None:
         cls = type(exc).__name__
@@ -71,7 +77,19 @@ class RefusalLog:
         now = time.monotonic()
         if now - self._last.get(cls, -self.interval) < self.interval:
             self._count[cls] = count
+            self._example[cls] = exc
             return
+        self._emit(cls, count, exc, now)
+
+    def tick(self) -> None:
+        """Write the counts held back for an interval that has passed (from the heartbeat)."""
+        now = time.monotonic()
+        for cls, count in list(self._count.items()):
+            if count and now - self._last[cls] >= self.interval:
+                self._emit(cls, count, self._example.pop(cls), now)
+
+    def _emit(self, cls: str, count: int, exc: BaseException, now: float) -> None:
         self._last[cls] = now
         self._count[cls] = 0
-        self.log.info("refused %d request(s) with %s, e.g.: %s", count, cls, exc)
+        fields = {"event": "refused", "error_class": cls, "count": count, "example": str(exc)}
+        self.log.info("refused %d request(s) with %s, e.g.: %s", count, cls, exc, extra=fields)

@@ -217,11 +217,14 @@ class Registries:
                 try:
                     reg = self._opener(name)
                 except Exception as exc:
-                    log.error("cannot open registry %s: %s", name, exc)
+                    fields = {"event": "registry_open_failed", "registry": name}
+                    log.error("cannot open registry %s: %s", name, exc, extra=fields)
                     self._notify(("opened", name, None, exc))
                     continue
                 self._owned[name] = reg
-                log.info("registry %s opened in %.0f ms", name, (time.monotonic() - started) * 1000)
+                took = (time.monotonic() - started) * 1000
+                fields = {"event": "registry_opened", "registry": name}
+                log.info("registry %s opened in %.0f ms", name, took, extra=fields)
                 self._notify(("opened", name, reg, None))
             else:
                 self._notify(("closed", name, not self._close_now(name)))
@@ -242,7 +245,8 @@ class Registries:
                 self._detach(name)
             except Exception:
                 log.exception("registry %s: persistence did not let it go", name)
-        log.info("registry %s closed (idle)", name)
+        fields = {"event": "registry_closed", "registry": name}
+        log.info("registry %s closed (idle)", name, extra=fields)
         return True
 
     def stop(self) -> None:

@@ -349,6 +349,7 @@ class RegistryServer:
                     self._heartbeat(pub, now)
                     assert self._names is not None
                     self._names.sweep(now)
+                    self._refusals.tick()
                     next_beat = now + interval
             self._send_outbox(router, pub)
         except Exception:

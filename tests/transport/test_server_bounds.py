@@ -274,7 +274,12 @@ def test_allow_list_refuses_a_typo_and_logs_json_lines(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in log]
     messages = [line["message"] for line in lines]
     assert any(m.startswith("registry jobs opened") for m in messages), messages
-    assert any("refused 1 request(s) with InvalidArgument" in m for m in messages), messages
+    assert {"event": "registry_opened", "registry": "jobs"}.items() <= next(
+        line.items() for line in lines if line.get("event") == "registry_opened"
+    )
+    refusal = next(line for line in lines if line.get("event") == "refused")
+    assert (refusal["error_class"], refusal["count"]) == ("InvalidArgument", 1)
+    assert "'jbos' is not served here" in refusal["example"]
     assert all({"ts", "level", "logger", "message"} <= set(line) for line in lines)
 
 
