@@ -3,6 +3,7 @@
 ZeroMQ sockets belong to one thread. Producers (actor threads, caller threads)
 append to a deque and, only when the consumer is not already awake, write one
 byte to a pipe the consumer's ``zmq.Poller`` watches. Many items cost one wake.
+A :class:`Sink` is where a registry actor puts one call's answer for the server.
 """
 
 from __future__ import annotations

@@ -10,7 +10,9 @@ the PUB socket, and cancels the waits of clients that went silent.
 
 The server holds no lifecycle state: each named registry is an
 :class:`~actors.OpsRegistry` attached to one shared persistence actor (one
-journal namespace per registry), created on first use.
+journal namespace per registry), opened on first use by the opener thread of
+:mod:`transport.registries` (never by the I/O thread, which waits on nothing).
+What the server holds for slow readers is budgeted in :mod:`transport.budgets`.
 """
 
 from __future__ import annotations
