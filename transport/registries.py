@@ -30,7 +30,9 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
-from actors import OpsRegistry
+import pykka
+
+from actors import OpsLifecycleError, OpsRegistry
 from actors.errors import Internal, InvalidArgument, LimitExceeded
 from actors.futures import OpsFuture
 from actors.registry import Call
@@ -41,6 +43,15 @@ log = logging.getLogger(__name__)
 
 _NAME: Final = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 _OPENING, _OPEN, _CLOSING = 0, 1, 2
+
+
+def _tell(reg: OpsRegistry, calls: list[Call]) -> None:
+    try:
+        reg._ref.tell(calls)
+    except pykka.ActorDeadError:
+        for call in calls:
+            assert call.reply is not None
+            call.reply.set_exception(Internal("registry is not running"))
 
 
 class _Entry:
@@ -131,11 +142,28 @@ class Registries:
         entry.last_used = now
         entry.pending.append(call)
 
-    def dispatched(self, name: str, count: int, now: float) -> None:
-        entry = self._entries.get(name)
-        if entry is not None:
-            entry.outstanding += count
-            entry.last_used = now
+    def hand(self, batches: dict[str, list[Call]], now: float) -> None:
+        """Hand each registry the calls read for it in one pass, as one message."""
+        for name, calls in batches.items():
+            entry = self._entries.get(name)
+            if entry is not None and entry.state == _OPEN:
+                entry.outstanding += len(calls)
+                entry.last_used = now
+                assert entry.reg is not None
+                _tell(entry.reg, calls)
+                continue
+            for call in calls:  # closed for room later in this pass: it reopens for them
+                try:
+                    self.park(name, call, now)
+                except OpsLifecycleError as exc:
+                    assert call.reply is not None
+                    call.reply.set_exception(exc)
+
+    def answered(self, item: tuple[Any, ...]) -> None:
+        """The opener's ``("opened", name, registry, error)`` or ``("closed", name, kept)``."""
+        calls = self._opened(*item[1:]) if item[0] == "opened" else self._closed(*item[1:])
+        if calls:
+            _tell(self.open[item[1]], calls)
 
     def replied(self, name: str, value: Any) -> None:
         entry = self._entries.get(name)
@@ -144,8 +172,10 @@ class Registries:
             if isinstance(value, OpsFuture) and not value.done():
                 entry.waits.append(value)
 
-    def opened(self, name: str, reg: OpsRegistry | None, error: BaseException | None) -> list[Call]:
-        """The opener's answer; returns the calls to hand to ``reg`` (failed ones are answered)."""
+    def _opened(
+        self, name: str, reg: OpsRegistry | None, error: BaseException | None
+    ) -> list[Call]:
+        """Returns the calls to hand to ``reg``; if it failed to open, they are answered."""
         entry = self._entries.get(name)
         if entry is None:  # cannot happen: only the I/O thread removes entries
             return []
@@ -162,8 +192,8 @@ class Registries:
         entry.outstanding += len(calls)
         return calls
 
-    def closed(self, name: str, kept: bool) -> list[Call]:
-        """The opener's answer to a close; returns the calls to hand to a registry kept open."""
+    def _closed(self, name: str, kept: bool) -> list[Call]:
+        """Returns the calls to hand to a registry kept open."""
         entry = self._entries.get(name)
         if entry is None:
             return []

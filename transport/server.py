@@ -385,29 +385,8 @@ class RegistryServer:
                 client = self.clients[identity] = _Client(last_seen=now)
             client.last_seen = now
             self._accept(router, identity, client, frame, batches)
-        names = self._names
-        assert names is not None
-        for name, calls in batches.items():
-            reg = self.registries.get(name)
-            if reg is not None:
-                names.dispatched(name, len(calls), now)
-                self._hand(reg, calls)
-                continue
-            for call in calls:  # closed for room later in this pass: it reopens for them
-                try:
-                    names.park(name, call, now)
-                except OpsLifecycleError as exc:
-                    assert call.reply is not None
-                    call.reply.set_exception(exc)
-
-    @staticmethod
-    def _hand(reg: OpsRegistry, calls: list[Call]) -> None:
-        try:
-            reg._ref.tell(calls)
-        except pykka.ActorDeadError:
-            for call in calls:
-                assert call.reply is not None
-                call.reply.set_exception(Internal("registry is not running"))
+        assert self._names is not None
+        self._names.hand(batches, now)
 
     def _accept(
         self,
@@ -530,16 +509,9 @@ class RegistryServer:
                 if self.metrics is not None:
                     self.metrics.watermark.labels(name).set(mark)
                 publish(pub, codec.topic(name), entries, self.config.max_feed_frame)
-            elif kind == "opened":
-                reg = item[2]
-                calls = names.opened(item[1], reg, item[3])
-                if calls and reg is not None:
-                    self._hand(reg, calls)
-            elif kind == "closed":
-                calls = names.closed(item[1], item[2])
-                if calls:
-                    self._hand(self.registries[item[1]], calls)
-                if not item[2]:
+            elif kind == "opened" or kind == "closed":
+                names.answered(item)
+                if item[1] not in self.registries:
                     self.watermarks.pop(item[1], None)
         for identity, group in grouped.items():
             replies.send_batch(identity, group)
