@@ -223,13 +223,17 @@ class Registries:
         return sum(1 for e in self._entries.values() if e.state != _CLOSING)
 
     def _evict(self, now: float) -> bool:
-        """Start closing the least recently used registry with nothing pending, if any."""
+        """Start closing the least recently used registry with nothing pending, if any.
+
+        Whether that makes room is known at once only for durable registries: a
+        memory-only one may turn out to hold state and stay, so the name that asked is
+        refused (a later request finds the room if it was made)."""
         idle = [(e.last_used, n) for n, e in self._entries.items() if e.state == _OPEN]
         for _, name in sorted(idle):
             entry = self._entries[name]
             if not entry.busy():
                 self._close(name, entry)
-                return True
+                return self.durable
         return False
 
     def _close(self, name: str, entry: _Entry) -> None:
@@ -263,7 +267,9 @@ class Registries:
         reg = self._owned[name]
         if not self.durable:
             try:
-                holds = reg.diagnostic_snapshot().operation_count or reg.watermark()
+                holds = reg.watermark() or sum(
+                    reg.call_async("operation_counts").get(timeout=60).values()
+                )
             except Exception:
                 holds = 1
             if holds:

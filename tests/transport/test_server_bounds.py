@@ -5,6 +5,7 @@ bytes budgeted per client, feed frames bounded in bytes, registries bounded in n
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import threading
@@ -320,3 +321,63 @@ def test_a_registry_closed_for_room_in_the_same_pass_as_its_request_reopens_for_
         assert replies == {2: codec.OK, 3: codec.OK}
         assert _timed_ping(raw, 4) < ANSWER_WITHIN  # the I/O thread is still there
         raw.close()
+
+
+class _Closed(logging.Handler):
+    """Sets an event per registry as the opener thread logs its closing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: dict[str, threading.Event] = {}
+
+    def event(self, name: str) -> threading.Event:
+        return self.events.setdefault(name, threading.Event())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "event", None) == "registry_closed":
+            self.event(record.__dict__["registry"]).set()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("durable", [True, False], ids=["durable", "memory"])
+def test_idle_registries_close_but_not_those_holding_waits_or_memory_state(
+    tmp_path: Path, durable: bool
+) -> None:
+    closed = _Closed()
+    logger = logging.getLogger("transport.registries")
+    logger.addHandler(closed)
+    logger.setLevel(logging.INFO)
+    try:
+        with (
+            RegistryServer(
+                endpoint="tcp://127.0.0.1:0",
+                feed_endpoint="tcp://127.0.0.1:0",
+                data_dir=str(tmp_path / "data") if durable else None,
+                heartbeat_interval=0.05,
+                registry_idle=0.2,
+            ) as server,
+            RegistryClient(server.endpoint, registry="held", timeout=30) as held,
+        ):
+            spec = background_spec("watched")
+            held.register_operation(spec)
+            watch = held.register_watcher(spec.id)
+            with RegistryClient(server.endpoint, registry="later", timeout=30) as later:
+                later.watermark()
+            # "later" was opened after "held", so once it is closed for idleness the
+            # sweep has passed "held" too.
+            assert closed.event("later").wait(20)
+            assert not closed.event("held").is_set()
+            assert "held" in server.registries
+            held.provisioning_succeeded(spec.id)
+            held.complete_operation(spec.id, result_for(spec.id))
+            assert watch.get(timeout=10).result.content == "done"
+            if durable:  # nothing pending any more: it closes, and reopens as it was
+                assert closed.event("held").wait(20)
+                assert held.snapshot(spec.id).status.value == "completed"
+            else:  # closing it would lose the operation
+                with RegistryClient(server.endpoint, registry="later2", timeout=30) as c:
+                    c.watermark()
+                assert closed.event("later2").wait(20)
+                assert not closed.event("held").is_set()
+    finally:
+        logger.removeHandler(closed)
