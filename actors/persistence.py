@@ -467,6 +467,12 @@ class PersistenceActor(StoreFailures, pykka.ThreadingActor):
         if kind == "compact":
             self._compact(message[1])
             return None
+        if kind == "detach":  # a server closed this registry: snapshot it, drop its mirror
+            if self._rows_since_snapshot.get(message[1]):
+                self._compact(message[1])
+            self._mirrors.pop(message[1], None)
+            self._rows_since_snapshot.pop(message[1], None)
+            return None
         if kind == "stats":
             return {
                 "commits": getattr(self.store, "commits", 0),
@@ -541,6 +547,8 @@ class PersistenceActor(StoreFailures, pykka.ThreadingActor):
             return
         self._rows_since_snapshot[name] = 0
         self.compactions += 1
+        fields = {"event": "compacted", "registry": name}
+        log.info("registry %s compacted (%d retained)", name, mirror.retained_size, extra=fields)
 
     @staticmethod
     def _answer(

@@ -661,6 +661,7 @@ def _keys(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from actors import StoreError
+    from transport.logsetup import install as install_logging
     from transport.server import RegistryServer, ServerConfig
 
     config = ServerConfig(
@@ -677,7 +678,11 @@ def _serve(args: argparse.Namespace) -> int:
         max_waits_per_client=args.max_waits_per_client,
         metrics=args.metrics,
         inject_commit_failures=args.inject_commit_failures,
+        max_registries=args.max_registries,
+        registries=tuple(args.registry) if args.registry else None,
+        feed_hwm_bytes=args.feed_hwm_bytes,
     )
+    install_logging(args.log_level, args.log_format)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -779,6 +784,8 @@ def _example(_: argparse.Namespace) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     from actors import OperationKind, OperationStatus
+    from transport.logsetup import FORMATS as LOG_FORMATS
+    from transport.logsetup import LEVELS as LOG_LEVELS
 
     fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
@@ -796,7 +803,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--data", default=_env("OPSREG_DATA", "./var"), help="data directory")
     serve.add_argument("--memory", action="store_true", help="keep nothing on disk (not durable)")
-    serve.add_argument("--synchronous", choices=("full", "normal"), default="full")
+    serve.add_argument(
+        "--synchronous",
+        choices=("full", "normal"),
+        default="full",
+        help="full: fsync every commit (default); normal: acknowledges terminal outcomes "
+        "with no fsync at all, so a power cut can lose acknowledged outcomes",
+    )
     serve.add_argument("--max-completed", type=int, default=256)
     serve.add_argument("--max-concurrent", type=int, default=None)
     serve.add_argument("--heartbeat", type=float, default=1.0, help="feed heartbeat, seconds")
@@ -815,6 +828,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--curve-secret", help="server secret certificate (enables CURVE)")
     serve.add_argument("--curve-allow", help="directory of allowed client public certificates")
     serve.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus /metrics there")
+    serve.add_argument(
+        "--max-registries", type=int, default=512, metavar="N", help="open at once (idle close)"
+    )
+    serve.add_argument(
+        "--registry", action="append", metavar="NAME", help="serve only NAME (repeatable)"
+    )
+    serve.add_argument("--feed-hwm-bytes", type=int, default=64 << 20, metavar="N", help="per SUB")
+    serve.add_argument("--log-level", choices=LOG_LEVELS, default="info")
+    serve.add_argument("--log-format", choices=LOG_FORMATS, default="text", help="stderr lines")
     serve.add_argument(
         "--inject-commit-failures",
         type=float,

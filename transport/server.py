@@ -10,7 +10,9 @@ the PUB socket, and cancels the waits of clients that went silent.
 
 The server holds no lifecycle state: each named registry is an
 :class:`~actors.OpsRegistry` attached to one shared persistence actor (one
-journal namespace per registry), created on first use.
+journal namespace per registry), opened on first use by the opener thread of
+:mod:`transport.registries` (never by the I/O thread, which waits on nothing).
+What the server holds for slow readers is budgeted in :mod:`transport.budgets`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import stat
 import threading
 import time
@@ -41,21 +42,22 @@ from actors.persistence import DEFAULT_COMPACT_EVERY, PersistenceActor
 from actors.registry import Call
 from actors.sqlite_store import SqliteStore
 from transport import codec
-from transport._outbox import Outbox
+from transport._outbox import Outbox, Sink
+from transport.budgets import ReplyQueues, publish
 from transport.errors import Busy, TooLarge, Unavailable
 from transport.liveness import FORGOTTEN_WAIT, LEASE_REASON, Client, Liveness
+from transport.logsetup import RefusalLog
 from transport.metrics import ServerMetrics
+from transport.registries import Registries
 
 __all__ = ["RegistryServer", "ServerConfig"]
 
 log = logging.getLogger(__name__)
 
-_REGISTRY_NAME: Final = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 _RECV_BATCH: Final = 512
 # Plain ints: pyzmq's sugar (recv_multipart, send_multipart, enum flags) costs
 # several microseconds per call in the one thread every request goes through.
 _NOBLOCK: Final = int(zmq.NOBLOCK)
-_SNDMORE_NOBLOCK: Final = int(zmq.SNDMORE | zmq.NOBLOCK)
 _POLLIN: Final = int(zmq.POLLIN)
 _EVENTS: Final = int(zmq.EVENTS)
 _SNDMORE: Final = int(zmq.SNDMORE)
@@ -74,8 +76,25 @@ class ServerConfig:
     compact_every: int = DEFAULT_COMPACT_EVERY
     max_frame: int = 1 << 20
     max_inflight: int = 4096
-    #: messages the PUB socket queues per subscriber before it drops (subscribers repair)
-    feed_hwm: int = 10_000
+    #: registries open at once (each is a thread); idle durable ones are closed to make room
+    max_registries: int = 512
+    #: seconds without a request after which a registry with nothing pending is closed
+    registry_idle: float = 300.0
+    #: the only registry names served (None: any valid name)
+    registries: tuple[str, ...] | None = None
+    #: a reply frame larger than this is answered with ``LimitExceeded`` instead
+    max_reply_frame: int = 16 << 20
+    #: reply bytes queued for one client that is not reading / for all of them together
+    client_reply_bytes: int = 32 << 20
+    server_reply_bytes: int = 256 << 20
+    #: reply frames libzmq queues per client before the server keeps them (see budgets.py)
+    reply_hwm: int = 16
+    #: bytes the PUB socket may queue per subscriber before it drops (subscribers repair)
+    feed_hwm_bytes: int = 64 << 20
+    #: largest feed frame; bigger batches are split, a bigger single entry is left to repair
+    max_feed_frame: int = 64 << 10
+    #: PUB high-water mark in messages (None: ``feed_hwm_bytes // max_feed_frame``)
+    feed_hwm: int | None = None
     heartbeat_interval: float = 1.0
     client_timeout: float = 5.0
     #: watchers, ``wait_any``, ``wait_all`` and ``wait_for_advance`` a client may have
@@ -93,46 +112,6 @@ class ServerConfig:
 
 #: The per-client record (kept under its old name for code that refers to it).
 _Client = Client
-
-
-class _Sink:
-    """Where an actor puts one call's answer; duck-types the reply future the actor expects."""
-
-    __slots__ = ("_done", "identity", "kind", "method", "outbox", "registry", "req_id")
-
-    def __init__(
-        self,
-        outbox: Outbox,
-        identity: bytes,
-        req_id: int,
-        method: str,
-        registry: str,
-        batched: bool = False,
-    ) -> None:
-        self.outbox = outbox
-        self.identity = identity
-        self.req_id = req_id
-        self.method = method
-        self.registry = registry
-        #: requests that came in a batch are answered in batches
-        self.kind = "breply" if batched else "reply"
-        self._done = False
-
-    def done(self) -> bool:
-        return self._done
-
-    def set(self, value: Any = None) -> None:
-        self._done = True
-        self.outbox.put(
-            (self.kind, self.identity, self.req_id, self.method, codec.OK, value, self.registry)
-        )
-
-    def set_exception(self, exc: Any = None) -> None:
-        self._done = True
-        error = exc[1] if isinstance(exc, tuple) else exc
-        self.outbox.put(
-            (self.kind, self.identity, self.req_id, self.method, codec.ERROR, error, self.registry)
-        )
 
 
 def _prepare_endpoint(endpoint: str) -> str:
@@ -167,7 +146,11 @@ class RegistryServer:
         self.config = cfg
         self.epoch = new_wait_request_id()
         self.outbox = Outbox()
+        #: the open registries by name (a view kept by ``self._names``)
         self.registries: dict[str, OpsRegistry] = {}
+        self._names: Registries | None = None
+        self._replies: ReplyQueues | None = None
+        self._refusals = RefusalLog(log)
         self.clients: dict[bytes, _Client] = {}
         self.liveness = Liveness(
             cfg.heartbeat_interval, cfg.client_timeout, cfg.max_waits_per_client
@@ -176,6 +159,7 @@ class RegistryServer:
         self.endpoint = ""
         self.feed_endpoint = ""
         self.stats = {"requests": 0, "rejected_busy": 0, "rejected_large": 0, "malformed": 0}
+        self.store: SqliteStore | None = None
         self._ctx = zmq.Context()
         self._auth: ThreadAuthenticator | None = None
         self._persistence: pykka.ActorRef[PersistenceActor] | None = None
@@ -199,11 +183,23 @@ class RegistryServer:
                 self.metrics.clients.set_function(lambda: len(self.clients))
                 on_commit = self.metrics.observe_commit
             if cfg.data_dir is not None:
-                store = SqliteStore(cfg.data_dir, cfg.synchronous)
+                store = self.store = SqliteStore(cfg.data_dir, cfg.synchronous)
                 store.faults.failure_rate = cfg.inject_commit_failures
                 self._persistence = PersistenceActor.start(store, cfg.compact_every, on_commit)
                 self._persistence.ask(("open",))
             self._bind()
+            persistence = self._persistence
+            self._names = Registries(
+                self._open_registry,
+                self.outbox.put,
+                durable=persistence is not None,
+                max_registries=cfg.max_registries,
+                allow=None if cfg.registries is None else frozenset(cfg.registries),
+                max_pending=cfg.max_inflight,
+                idle_after=cfg.registry_idle,
+                detach=None if persistence is None else self._detach,
+            )
+            self.registries = self._names.open
             if self.metrics is not None and cfg.metrics is not None:
                 self.metrics_address = self.metrics.serve(cfg.metrics)
         except BaseException:
@@ -224,8 +220,18 @@ class RegistryServer:
         router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting client keeps its identity
         router.setsockopt(zmq.MAXMSGSIZE, cfg.max_frame * 4 + 4096)
         router.setsockopt(zmq.RCVHWM, 100_000)
-        router.setsockopt(zmq.SNDHWM, 100_000)
-        pub.setsockopt(zmq.SNDHWM, cfg.feed_hwm)
+        # A peer that stops reading makes sends EAGAIN instead of growing libzmq's queue.
+        router.setsockopt(zmq.SNDHWM, cfg.reply_hwm)
+        router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self._replies = ReplyQueues(
+            router,
+            cfg.client_reply_bytes,
+            cfg.server_reply_bytes,
+            cfg.max_reply_frame,
+            self._refusals.refused,
+        )
+        hwm = cfg.feed_hwm or max(1, cfg.feed_hwm_bytes // cfg.max_feed_frame)
+        pub.setsockopt(zmq.SNDHWM, hwm)
         if cfg.curve_secret_file is not None:
             self._auth = ThreadAuthenticator(self._ctx)
             self._auth.start()
@@ -261,10 +267,12 @@ class RegistryServer:
     def _teardown(self) -> None:
         if self.metrics is not None:
             self.metrics.close()
-        for reg in list(self.registries.values()):
-            with contextlib.suppress(Exception):
-                reg.stop()
-        self.registries.clear()
+        if self._names is not None:
+            self._names.stop()  # stops every registry it opened
+        for item in self.outbox.drain():  # opened after the I/O thread stopped looking
+            if item[0] == "opened" and item[2] is not None:
+                with contextlib.suppress(Exception):
+                    item[2].stop()
         if self._persistence is not None:
             with contextlib.suppress(Exception):
                 self._persistence.stop()
@@ -291,21 +299,13 @@ class RegistryServer:
 
     # --- registries ------------------------------------------------------------------------------
 
-    def registry(self, name: str) -> OpsRegistry:
-        """The registry called ``name``, created (and recovered) on first use."""
-        reg = self.registries.get(name)
-        if reg is not None:
-            return reg
-        if not _REGISTRY_NAME.match(name):
-            raise InvalidArgument(
-                f"registry name must be 1-128 characters of A-Z a-z 0-9 _ . : -, got {name[:64]!r}"
-            )
-        with self._registry_lock:
-            reg = self.registries.get(name)
-            if reg is None:
-                reg = self._open_registry(name)
-                self.registries[name] = reg
-        return reg
+    def _detach(self, name: str) -> None:
+        assert self._persistence is not None
+        self._persistence.ask(("detach", name), timeout=60)
+
+    def registry(self, name: str) -> OpsRegistry | None:
+        """The registry called ``name`` if it is open (the I/O thread opens them on demand)."""
+        return self.registries.get(name)
 
     def _open_registry(self, name: str) -> OpsRegistry:
         cfg = self.config
@@ -329,8 +329,8 @@ class RegistryServer:
     # --- the I/O loop ------------------------------------------------------------------------------
 
     def _loop(self) -> None:
-        router, pub = self._router, self._pub
-        assert router is not None and pub is not None
+        router, pub, replies = self._router, self._pub, self._replies
+        assert router is not None and pub is not None and replies is not None
         poller = zmq.Poller()
         poller.register(router, zmq.POLLIN)
         poller.register(self.outbox.fd, zmq.POLLIN)
@@ -340,14 +340,21 @@ class RegistryServer:
         try:
             while not self._stop.is_set():
                 timeout_ms = max(0.0, (next_beat - time.monotonic()) * 1000)
+                if replies.backlog:  # libzmq cannot say when a peer drains: retry soon
+                    timeout_ms = min(timeout_ms, 2.0)
                 events = dict(poller.poll(int(timeout_ms)))
                 if router in events:
                     self._read_requests(router)
                 if self.outbox.fd in events:
                     self._send_outbox(router, pub)
+                if replies.backlog:
+                    replies.flush()
                 now = time.monotonic()
                 if now >= next_beat:
                     self._heartbeat(pub, now)
+                    assert self._names is not None
+                    self._names.sweep(now)
+                    self._refusals.tick()
                     next_beat = now + interval
             self._send_outbox(router, pub)
         except Exception:
@@ -381,14 +388,8 @@ class RegistryServer:
                 client = self.clients[identity] = self.liveness.new_client(identity, now)
             client.last_seen = now
             self._accept(router, identity, client, frame, batches)
-        for name, calls in batches.items():
-            reg = self.registries[name]
-            try:
-                reg._ref.tell(calls)
-            except pykka.ActorDeadError:
-                for call in calls:
-                    assert call.reply is not None
-                    call.reply.set_exception(Internal("registry is not running"))
+        assert self._names is not None
+        self._names.hand(batches, now)
 
     def _accept(
         self,
@@ -450,52 +451,66 @@ class RegistryServer:
             self.stats["rejected_busy"] += 1
             self._reply_error(router, identity, req.req_id, Busy(self.config.max_inflight))
             return
+        replies = self._replies
+        assert replies is not None
+        if replies.backlog and replies.over(identity):
+            self._reply_error(router, identity, req.req_id, replies.refusal(identity))
+            return
         try:
             args = codec.decode_args(req.method, req.args)
-            reg = self.registry(req.registry)
         except OpsLifecycleError as exc:
             self._reply_error(router, identity, req.req_id, exc)
-            return
-        except Exception as exc:  # e.g. the store failed while recovering this registry
-            log.exception("cannot open registry %s", req.registry)
-            self._reply_error(
-                router, identity, req.req_id, Internal(f"cannot open registry: {exc}")
-            )
             return
         refusal = self.liveness.admit_wait(client, req.method)
         if refusal is not None:
             self._reply_error(router, identity, req.req_id, refusal)
             return
+        name = req.registry
+        sink = Sink(self.outbox, identity, req.req_id, req.method, name, batched)
+        call = self.liveness.leased(identity, client, name, Call(req.method, args, sink))  # type: ignore[arg-type]
+        if name in self.registries:
+            batches.setdefault(name, []).append(call)
+        else:  # not open: it waits while the opener thread opens the registry
+            assert self._names is not None
+            try:
+                self._names.park(name, call, time.monotonic())
+            except OpsLifecycleError as exc:
+                if req.method in codec.FUTURE_METHODS:
+                    client.asked_waits -= 1  # admitted above, but it never reached a registry
+                self._reply_error(router, identity, req.req_id, exc)
+                return
         client.inflight += 1
-        sink = _Sink(self.outbox, identity, req.req_id, req.method, reg.name, batched)
-        call = self.liveness.leased(identity, client, reg.name, Call(req.method, args, sink))  # type: ignore[arg-type]
-        batches.setdefault(reg.name, []).append(call)
 
     def _reply_error(
         self, router: zmq.Socket[bytes], identity: bytes, req_id: int, exc: OpsLifecycleError
     ) -> None:
         if self.metrics is not None:
             self.metrics.rejected.labels(type(exc).__name__).inc()
+        self._refusals.refused(exc)
         frame = codec.encode_reply(req_id, codec.ERROR, codec.encode_error(exc))
         self._send(router, identity, frame)
 
-    @staticmethod
-    def _send(router: zmq.Socket[bytes], identity: bytes, frame: bytes) -> None:
-        """Send one reply; a client that is gone or not reading loses it (ROUTER semantics)."""
-        try:
-            router.send(identity, _SNDMORE_NOBLOCK)
-            router.send(frame, _NOBLOCK)
-        except zmq.ZMQError:
-            pass
+    def _send(self, router: zmq.Socket[bytes], identity: bytes, frame: bytes) -> None:
+        """Send one reply; a client that is not reading gets it later, within its budget."""
+        assert self._replies is not None
+        self._replies.send(identity, frame)
 
     def _send_outbox(self, router: zmq.Socket[bytes], pub: zmq.Socket[bytes]) -> None:
         grouped: dict[bytes, list[tuple[int, int, Any]]] = {}
+        names, replies = self._names, self._replies
+        assert names is not None and replies is not None
         for item in self.outbox.drain():
             kind = item[0]
-            if kind == "breply":
-                grouped.setdefault(item[1], []).append(self._answer(*item[1:]))
-            elif kind == "reply":
-                self._send(router, item[1], codec.encode_reply(*self._answer(*item[1:])))
+            if kind == "breply" or kind == "reply":
+                names.replied(item[6], item[5])
+                if replies.backlog and replies.over(item[1]):
+                    # Not reading: a small refusal instead of a reply that may be large.
+                    item = (*item[:4], codec.ERROR, replies.refusal(item[1]), item[6])
+                answer = self._answer(*item[1:])
+                if kind == "breply":
+                    grouped.setdefault(item[1], []).append(answer)
+                else:
+                    replies.send_reply(item[1], answer)
             elif kind == "final":
                 # Never ahead of its ACCEPTED: a future's done-callback is added while its
                 # ACCEPTED is answered, so its "final" lands in a later pass than that.
@@ -506,22 +521,13 @@ class RegistryServer:
                 self.watermarks[name] = mark
                 if self.metrics is not None:
                     self.metrics.watermark.labels(name).set(mark)
-                frame = codec.encode_feed("entries", mark, 0, entries)
-                pub.send(codec.topic(name), _SNDMORE)
-                pub.send(frame)
+                publish(pub, codec.topic(name), entries, self.config.max_feed_frame)
+            elif kind == "opened" or kind == "closed":
+                names.answered(item)
+                if item[1] not in self.registries:
+                    self.watermarks.pop(item[1], None)
         for identity, group in grouped.items():
-            self._send_batch(router, identity, group)
-
-    def _send_batch(
-        self, router: zmq.Socket[bytes], identity: bytes, group: list[tuple[int, int, Any]]
-    ) -> None:
-        if len(group) == 1:
-            self._send(router, identity, codec.encode_reply(*group[0]))
-            return
-        for start in range(0, len(group), codec.MAX_BATCH):
-            self._send(
-                router, identity, codec.encode_reply_batch(group[start : start + codec.MAX_BATCH])
-            )
+            replies.send_batch(identity, group)
 
     def _answer(
         self,
@@ -563,6 +569,7 @@ class RegistryServer:
             return req_id, codec.OK, value
         if not isinstance(value, OpsLifecycleError):
             value = Internal(repr(value))
+        self._refusals.refused(value)
         return req_id, codec.ERROR, codec.encode_error(value)
 
     def _send_final(

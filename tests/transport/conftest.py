@@ -7,8 +7,10 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,7 +38,11 @@ def server(tmp_path: Path) -> Iterator[RegistryServer]:
 
 
 class ServerProcess:
-    """``opsreg serve`` in a child process; endpoints read from its banner line."""
+    """``opsreg serve`` in a child process; endpoints read from its banner line.
+
+    Its stdout and stderr are drained by threads from the start (the server logs at
+    ``info``: an unread pipe would fill and block it); the log lines are kept in ``log``.
+    """
 
     def __init__(self, data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
@@ -45,6 +51,8 @@ class ServerProcess:
         self.endpoint = "tcp://127.0.0.1:0"
         self.feed_endpoint = "tcp://127.0.0.1:0"
         self.proc: subprocess.Popen[str] | None = None
+        #: every line the server wrote to stderr, across restarts
+        self.log: list[str] = []
 
     def start(self) -> ServerProcess:
         cmd = [
@@ -71,6 +79,8 @@ class ServerProcess:
             raise RuntimeError(f"server did not start: {line!r} {err!r}")
         # Keep the same ports on restart.
         self.endpoint, self.feed_endpoint = match.group(1), match.group(2)
+        for stream, into in ((self.proc.stdout, []), (self.proc.stderr, self.log)):
+            threading.Thread(target=_drain, args=(stream, into), daemon=True).start()
         return self
 
     def kill9(self) -> None:
@@ -87,6 +97,11 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait(timeout=30)
+
+
+def _drain(stream: Any, into: list[str]) -> None:
+    for line in stream:
+        into.append(line)
 
 
 @pytest.fixture
