@@ -56,7 +56,7 @@ def _tell(reg: OpsRegistry, calls: list[Call]) -> None:
 
 
 class _Entry:
-    __slots__ = ("last_used", "outstanding", "pending", "reg", "state", "waits")
+    __slots__ = ("last_used", "outstanding", "pending", "prune_at", "reg", "state", "waits")
 
     def __init__(self, now: float) -> None:
         self.state = _OPENING
@@ -67,6 +67,8 @@ class _Entry:
         self.outstanding = 0
         #: futures held for clients (watchers, waits); pruned when done
         self.waits: list[OpsFuture[Any]] = []
+        #: prune settled futures from ``waits`` when it reaches this length (amortised O(1))
+        self.prune_at = 64
         self.last_used = now
 
     def busy(self) -> bool:
@@ -172,6 +174,11 @@ class Registries:
             entry.outstanding -= 1
             if isinstance(value, OpsFuture) and not value.done():
                 entry.waits.append(value)
+                if len(entry.waits) >= entry.prune_at:
+                    # A registry in steady use is never swept for idleness: without this,
+                    # every settled future (and its exception) would stay referenced here.
+                    entry.waits = [f for f in entry.waits if not f.done()]
+                    entry.prune_at = max(64, 2 * len(entry.waits))
 
     def _opened(
         self, name: str, reg: OpsRegistry | None, error: BaseException | None
@@ -217,7 +224,11 @@ class Registries:
         """Close the registries idle for ``idle_after`` seconds (from the heartbeat)."""
         deadline = now - self.idle_after
         for name, entry in list(self._entries.items()):
-            if entry.state == _OPEN and entry.last_used < deadline and not entry.busy():
+            if entry.state != _OPEN:
+                continue
+            # busy() also lets go of settled futures, so each beat releases the ones that
+            # settled since the last (a cancelled wait's exception keeps its traceback alive).
+            if not entry.busy() and entry.last_used < deadline:
                 self._close(name, entry)
 
     def _live(self) -> int:

@@ -119,7 +119,6 @@ def test_opening_a_registry_while_the_disk_stalls_leaves_other_clients_answered(
 @pytest.mark.timeout(120)
 def test_a_client_that_never_reads_its_replies_cannot_grow_the_server(tmp_path: Path) -> None:
     sp = ServerProcess(tmp_path / "data", "--memory").start()
-    log = sp.log
     assert sp.proc is not None
     try:
         with RegistryClient(sp.endpoint, timeout=60) as cli:
@@ -168,7 +167,6 @@ def test_a_client_that_never_reads_its_replies_cannot_grow_the_server(tmp_path: 
 @pytest.mark.timeout(120)
 def test_a_subscriber_that_never_reads_cannot_grow_the_server(tmp_path: Path) -> None:
     sp = ServerProcess(tmp_path / "data", "--memory", "--feed-hwm-bytes", str(4 << 20)).start()
-    log = sp.log
     assert sp.proc is not None
     try:
         stalled = zmq.Context.instance().socket(zmq.SUB)
@@ -208,7 +206,6 @@ def test_a_subscriber_that_never_reads_cannot_grow_the_server(tmp_path: Path) ->
 @pytest.mark.timeout(120)
 def test_registries_by_name_are_bounded_and_idle_ones_close(tmp_path: Path) -> None:
     sp = ServerProcess(tmp_path / "data", "--max-registries", "8").start()
-    log = sp.log
     assert sp.proc is not None
     try:
         raw = _dealer(sp.endpoint)
