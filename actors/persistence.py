@@ -101,6 +101,10 @@ class CommitFailure(Exception):
     """A store could not commit a batch; the batch's records were not written."""
 
 
+class StoreLost(CommitFailure):
+    """The store's file was deleted or replaced while open: nothing was written, and nothing more will be."""
+
+
 # --- fault injection shared by every store (tests and chaos runs) --------------------------
 
 

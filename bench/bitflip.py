@@ -159,7 +159,10 @@ def recover_all(data_dir: Path) -> dict[str, PersistedOpsSnapshot]:
         store.close()
 
 
-def trial(pristine: Path, work: Path, expected: dict[str, PersistedOpsSnapshot], rng: random.Random) -> str:
+def trial(
+    pristine: Path, work: Path, expected: dict[str, PersistedOpsSnapshot], rng: random.Random
+) -> tuple[str, str]:
+    """One flip; returns the outcome and what happened (the bit, and the error if any)."""
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(pristine, work)
     path = work / STORE_FILE
@@ -167,17 +170,22 @@ def trial(pristine: Path, work: Path, expected: dict[str, PersistedOpsSnapshot],
     bit = rng.randrange(len(data) * 8)
     data[bit // 8] ^= 1 << (bit % 8)
     path.write_bytes(bytes(data))
+    where = f"bit {bit % 8} of byte {bit // 8} (page {bit // 8 // 4096})"
     try:
         got = recover_all(work)
     except StoreError:
-        return "refused"
-    except Exception:
-        return "unusable"
-    return "identical" if got == expected else "altered"
+        return "refused", where
+    except Exception as exc:
+        return "unusable", f"{where}: {type(exc).__name__}: {exc}"
+    if got == expected:
+        return "identical", where
+    changed = sorted(name for name in REGISTRIES if got[name] != expected[name])
+    return "altered", f"{where}: registries {changed} differ"
 
 
-def run_trials(root: Path, trials: int, seed: int) -> Counter[str]:
-    """Build one store under ``root`` and run ``trials`` bit flips on copies of it."""
+def run_trials(root: Path, trials: int, seed: int) -> tuple[Counter[str], list[str]]:
+    """Build one store under ``root`` and run ``trials`` bit flips on copies of it;
+    returns the counts and a description of each altered or unusable trial."""
     pristine = root / "pristine"
     expected = build(pristine, seed)
     if recover_all(pristine) != expected:
@@ -186,9 +194,13 @@ def run_trials(root: Path, trials: int, seed: int) -> Counter[str]:
         Path(str(pristine / STORE_FILE) + leftover).unlink(missing_ok=True)
     rng = random.Random(seed)
     counts: Counter[str] = Counter(refused=0, identical=0, altered=0, unusable=0)
+    bad: list[str] = []
     for _ in range(trials):
-        counts[trial(pristine, root / "trial", expected, rng)] += 1
-    return counts
+        outcome, detail = trial(pristine, root / "trial", expected, rng)
+        counts[outcome] += 1
+        if outcome in ("altered", "unusable"):
+            bad.append(f"{outcome}: {detail}")
+    return counts, bad
 
 
 def main() -> int:
@@ -198,7 +210,7 @@ def main() -> int:
     opts = parser.parse_args()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bitflip-") as tmp:
-        counts = run_trials(Path(tmp), opts.trials, opts.seed)
+        counts, bad = run_trials(Path(tmp), opts.trials, opts.seed)
         size = (Path(tmp) / "pristine" / STORE_FILE).stat().st_size
     result = {
         "bench": "bitflip",
@@ -206,6 +218,7 @@ def main() -> int:
         "seed": opts.seed,
         "store_bytes": size,
         **dict(counts),
+        "examples": bad[:5],
         "seconds": round(time.perf_counter() - started, 1),
     }
     print(json.dumps(result), flush=True)
