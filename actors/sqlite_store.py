@@ -308,13 +308,20 @@ class SqliteStore:
         """
         seqs: dict[str, int] = {}
         last_lsn = 0
-        for lsn, registry, kind, seq, body, crc in db.execute(
-            "SELECT lsn, registry, kind, seq, body, crc FROM journal NOT INDEXED"
+        # The checksums are computed inside the scan (one call per row, no row tuple
+        # handed back to Python): about half the cost of fetching every row.
+        db.create_function("opsreg_row_crc", 5, row_crc, deterministic=True)
+        bad = db.execute(
+            "SELECT lsn FROM journal NOT INDEXED"
+            " WHERE opsreg_row_crc(lsn, registry, kind, seq, body) IS NOT crc LIMIT 1"
+        ).fetchone()
+        if bad is not None:
+            raise self._refuse(f"journal row {bad[0]} is damaged (checksum mismatch)")
+        for registry, seq, lsn in db.execute(
+            "SELECT registry, MAX(seq), MAX(lsn) FROM journal NOT INDEXED GROUP BY registry"
         ):
-            if row_crc(lsn, registry, kind, seq, body) != crc:
-                raise self._refuse(f"journal row {lsn} is damaged (checksum mismatch)")
             last_lsn = max(last_lsn, lsn)
-            if seq is not None and seq > seqs.get(registry, 0):
+            if seq is not None:
                 seqs[registry] = seq
         heads: dict[tuple[str, int], tuple[int, int]] = {}
         for registry, through, last_seq, chunks, size, crc in db.execute(
