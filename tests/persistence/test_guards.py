@@ -243,3 +243,40 @@ def test_the_high_water_record_follows_commits_once_per_interval(tmp_path: Path)
         lazy.close()
     record = read_high_water(tmp_path)
     assert record is not None and record.seqs == {"r": 5}  # and the clean stop records all
+
+
+@pytest.mark.timeout(60)
+def test_the_server_does_not_start_on_a_read_only_store(tmp_path: Path) -> None:
+    """The whole command: no 'serving' line, exit status 1, one line on stderr."""
+    _with_outcomes(tmp_path, 1)
+    with bind_mount_ro(tmp_path / STORE_FILE):
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "transport.cli",
+                "serve",
+                "--data",
+                str(tmp_path),
+                "--endpoint",
+                "tcp://127.0.0.1:0",
+                "--feed-endpoint",
+                "tcp://127.0.0.1:0",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert proc.stdout is not None and proc.stderr is not None
+            first = proc.stdout.readline()  # the banner, or EOF when it refused to start
+            assert "serving" not in first, first
+            errors = proc.stderr.read()
+            assert proc.wait(timeout=30) == 1
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
+    [line] = errors.strip().splitlines()
+    assert "cannot be written" in line
