@@ -28,6 +28,10 @@ store is migrated in place (``actors/store_migrate.py``).
 While open, every transaction first checks that the path still names the file
 it opened; if the file was deleted or replaced, it raises ``StoreLost`` and
 writes nothing, then or later.
+
+This module is the shell that sequences them; the checks at open are in
+``actors/store_check.py``, the snapshot rows in ``actors/store_snapshots.py``, the
+lock, probe and high-water files in ``actors/store_files.py``.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ import msgspec
 from actors.lifecycle import JournalRecord
 from actors.model import PersistedOpsSnapshot
 from actors.persistence import Append, Commit, FaultPlan, Recovered, StoreLost
+from actors.store_check import Refusal, behind, prove_writable, validate, verify
 from actors.store_files import (
     HIGH_WATER_FILE,
     LOCK_FILE,
@@ -58,22 +63,21 @@ from actors.store_files import (
     write_high_water,
 )
 from actors.store_format import (
+    APPLICATION_ID,
     DEFAULT_CHUNK_SIZE,
     FORMAT_VERSION,
     SCHEMA,
     HighWater,
     HighWaterDamaged,
-    chunk_crc,
     encoder,
-    header_crc,
     record_decoder,
     row_crc,
-    snapshot_decoder,
-    split,
 )
 from actors.store_migrate import migrate_v1
+from actors.store_snapshots import Damaged, insert_snapshot, load_snapshot
 
 __all__ = [
+    "APPLICATION_ID",
     "FORMAT_VERSION",
     "HIGH_WATER_FILE",
     "LOCK_FILE",
@@ -84,7 +88,6 @@ __all__ = [
 ]
 
 STORE_FILE: Final = "opsreg.sqlite3"
-APPLICATION_ID: Final = 0x6F707372  # "opsr"
 
 #: Seconds between high-water records written after a commit (besides every compaction
 #: and the clean stop): bounds what a lost WAL can take undetected to about this long.
@@ -247,135 +250,28 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise self._refuse(str(exc)) from None
         try:
-            if self._validate(db) == 1:
+            if validate(db) == 1:
                 why = migrate_v1(db, self._insert_snapshot)
                 if why is not None:
-                    raise self._refuse(why)
+                    raise Refusal(why)
                 log.info("migrated store %s from format 1 to %d", self.path, FORMAT_VERSION)
-            self._verify(db)
-            self._check_high_water(recorded)
+            self._last_seq, self._last_lsn = verify(db)
+            why = behind(recorded, self._last_seq, self._last_lsn)
+            if why is not None:
+                raise Refusal(why)
+            self.high_water = recorded
             db.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA journal_size_limit = 67108864")
-            self._prove_writable(db)
-        except StoreError:
+            prove_writable(db)
+        except Refusal as refusal:
             db.close()
-            raise
+            raise self._refuse(str(refusal)) from None
         except _DAMAGE as exc:
             db.close()
             raise self._refuse(f"the database is damaged ({_one_line(exc)})") from None
         self._identity = (before.st_dev, before.st_ino)
         return db
-
-    def _validate(self, db: sqlite3.Connection) -> int:
-        """Checks that need no checksum; returns the file's format version."""
-        try:
-            app_id = db.execute("PRAGMA application_id").fetchone()[0]
-        except sqlite3.DatabaseError as exc:
-            raise self._refuse(f"it is not an opsreg store ({exc})") from None
-        if app_id != APPLICATION_ID:
-            raise self._refuse("it is not an opsreg store (wrong application id)")
-        check = db.execute("PRAGMA quick_check").fetchall()
-        if check != [("ok",)]:
-            raise self._refuse(f"the database is damaged ({check[0][0]})")
-        try:
-            row = db.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone()
-        except sqlite3.DatabaseError as exc:
-            raise self._refuse(f"its schema is incomplete ({exc})") from None
-        if row is None:
-            raise self._refuse("it records no format version")
-        try:
-            version = int(row[0])
-        except (TypeError, ValueError):
-            raise self._refuse(f"its format version {row[0]!r} is unreadable") from None
-        if version > FORMAT_VERSION:
-            raise self._refuse(
-                f"it was written by a newer opsreg (format {version}; "
-                f"this one reads {FORMAT_VERSION})"
-            )
-        if version < 1:
-            raise self._refuse(f"its format version {version} is unknown")
-        return version
-
-    def _verify(self, db: sqlite3.Connection) -> None:
-        """Check every row's checksum, and learn each registry's last seq and the last lsn.
-
-        Every journal row is read here, not only those a registry later asks for: a bit
-        flipped in a row's ``registry`` column would otherwise move the row out of its
-        registry's sight instead of failing its checksum. Tables are scanned without their
-        indexes, which carry no checksum (``quick_check`` does not compare them with the
-        table either).
-        """
-        seqs: dict[str, int] = {}
-        last_lsn = 0
-        # The checksums are computed inside the scan (one call per row, no row tuple
-        # handed back to Python): about half the cost of fetching every row.
-        db.create_function("opsreg_row_crc", 5, row_crc, deterministic=True)
-        bad = db.execute(
-            "SELECT lsn FROM journal NOT INDEXED"
-            " WHERE opsreg_row_crc(lsn, registry, kind, seq, body) IS NOT crc LIMIT 1"
-        ).fetchone()
-        if bad is not None:
-            raise self._refuse(f"journal row {bad[0]} is damaged (checksum mismatch)")
-        for registry, seq, lsn in db.execute(
-            "SELECT registry, MAX(seq), MAX(lsn) FROM journal NOT INDEXED GROUP BY registry"
-        ):
-            last_lsn = max(last_lsn, lsn)
-            if seq is not None:
-                seqs[registry] = seq
-        heads: dict[tuple[str, int], tuple[int, int]] = {}
-        for registry, through, last_seq, chunks, size, crc in db.execute(
-            "SELECT registry, through_lsn, last_seq, chunks, size, crc FROM snapshots NOT INDEXED"
-        ):
-            if header_crc(registry, through, last_seq, chunks, size) != crc:
-                raise self._refuse(f"the snapshot of registry {registry!r} is damaged (header)")
-            heads[(registry, through)] = (chunks, size)
-            seqs[registry] = max(seqs.get(registry, 0), last_seq)
-            last_lsn = max(last_lsn, through)
-        groups = {
-            (registry, through): (count, size, low, high)
-            for registry, through, count, size, low, high in db.execute(
-                "SELECT registry, through_lsn, COUNT(*), SUM(LENGTH(body)), MIN(idx), MAX(idx)"
-                " FROM snapshot_chunks NOT INDEXED GROUP BY registry, through_lsn"
-            )
-        }
-        for key, (chunks, size) in heads.items():
-            if groups.pop(key, None) != (chunks, size, 0, chunks - 1):
-                raise self._refuse(f"the snapshot of registry {key[0]!r} is damaged (chunks)")
-        if groups:
-            raise self._refuse(f"snapshot chunks of {sorted(groups)[0][0]!r} have no snapshot")
-        sequence = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'journal'").fetchone()
-        # The highest lsn ever used: AUTOINCREMENT records it even after compaction
-        # deleted those rows, so new rows always sort after every snapshot's through_lsn.
-        self._last_lsn = max(last_lsn, 0 if sequence is None else int(sequence[0]))
-        self._last_seq = seqs
-
-    def _check_high_water(self, recorded: HighWater) -> None:
-        for name, seq in sorted(recorded.seqs.items()):
-            have = self._last_seq.get(name, 0)
-            if have < seq:
-                raise self._refuse(
-                    f"registry {name!r} is behind its high-water record (store seq {have}, "
-                    f"recorded seq {seq} in {HIGH_WATER_FILE}): acknowledged outcomes were lost"
-                )
-        if self._last_lsn < recorded.lsn:
-            raise self._refuse(
-                f"its journal is behind its high-water record (store lsn {self._last_lsn}, "
-                f"recorded lsn {recorded.lsn} in {HIGH_WATER_FILE}): committed records were lost"
-            )
-        self.high_water = recorded
-
-    def _prove_writable(self, db: sqlite3.Connection) -> None:
-        """A write, rolled back: SQLite opens a file it may not write read-only without a
-        word, and lets ``BEGIN IMMEDIATE`` pass; only changing a row says so."""
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.execute("INSERT INTO meta (key, value) VALUES ('write_probe', '')")
-            finally:
-                db.execute("ROLLBACK")
-        except sqlite3.Error as exc:
-            raise self._refuse(f"the store cannot be written ({exc})") from None
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -486,50 +382,21 @@ class SqliteStore:
             f"{what} in {self.path} is damaged ({detail}); the file was left untouched"
         )
 
-    def _load_snapshot(self, registry: str) -> tuple[int, int, PersistedOpsSnapshot] | None:
-        """(through_lsn, last_seq, snapshot), every chunk checked and the whole decoded."""
-        db = self.db
-        head = db.execute(
-            "SELECT through_lsn, last_seq, chunks, size, crc FROM snapshots NOT INDEXED"
-            " WHERE registry = ?",
-            (registry,),
-        ).fetchone()
-        if head is None:
-            return None
-        through, last_seq, chunks, size, crc = head
-        what = f"snapshot of registry {registry!r}"
-        if header_crc(registry, through, last_seq, chunks, size) != crc:
-            raise self._damaged(what, "header checksum mismatch")
-        parts: list[bytes] = []
-        for idx, chunk_through, chunk_sum, body in db.execute(
-            "SELECT idx, through_lsn, crc, body FROM snapshot_chunks NOT INDEXED"
-            " WHERE registry = ? ORDER BY idx",
-            (registry,),
-        ):
-            if idx != len(parts) or chunk_through != through:
-                raise self._damaged(what, f"chunk {idx} out of place")
-            if chunk_crc(registry, through, idx, body) != chunk_sum:
-                raise self._damaged(what, f"chunk {idx} checksum mismatch")
-            parts.append(body)
-        data = b"".join(parts)
-        if len(parts) != chunks or len(data) != size:
-            raise self._damaged(what, f"{len(parts)} of {chunks} chunks")
-        try:
-            snapshot = snapshot_decoder.decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise self._damaged(what, str(exc)) from None
-        if snapshot.authority_state.next_completion_seq != last_seq:
-            raise self._damaged(what, "its seq disagrees with its header")
-        return through, last_seq, snapshot
+    def _insert_snapshot(
+        self, db: sqlite3.Connection, registry: str, through: int, last_seq: int, body: bytes
+    ) -> None:
+        insert_snapshot(db, registry, through, last_seq, body, self.snapshot_chunk_size)
 
     def recover(self, registry: str) -> Recovered:
         try:
             return self._recover(registry)
+        except Damaged as damage:
+            raise self._damaged(damage.what, damage.detail) from None
         except _DAMAGE as exc:
             raise self._damaged(f"registry {registry!r}", _one_line(exc)) from None
 
     def _recover(self, registry: str) -> Recovered:
-        loaded = self._load_snapshot(registry)
+        loaded = load_snapshot(self.db, registry)
         through, expected = (0, 0) if loaded is None else loaded[:2]
         # The rowid range, not the (registry, lsn) index: the index carries no checksum.
         cursor = self.db.execute(
@@ -553,32 +420,6 @@ class SqliteStore:
                 expected = seq
             journal.append((record, seq))
         return Recovered(None if loaded is None else loaded[2], journal)
-
-    def _insert_snapshot(
-        self, db: sqlite3.Connection, registry: str, through: int, last_seq: int, body: bytes
-    ) -> None:
-        """Replace ``registry``'s snapshot rows (inside the caller's transaction)."""
-        db.execute("DELETE FROM snapshot_chunks WHERE registry = ?", (registry,))
-        chunks = 0
-        for idx, piece in enumerate(split(body, self.snapshot_chunk_size)):
-            db.execute(
-                "INSERT INTO snapshot_chunks (registry, idx, through_lsn, crc, body)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (registry, idx, through, chunk_crc(registry, through, idx, piece), piece),
-            )
-            chunks += 1
-        db.execute(
-            "INSERT OR REPLACE INTO snapshots (registry, through_lsn, last_seq, chunks, size, crc)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                registry,
-                through,
-                last_seq,
-                chunks,
-                len(body),
-                header_crc(registry, through, last_seq, chunks, len(body)),
-            ),
-        )
 
     def save_snapshot(self, registry: str, snapshot: PersistedOpsSnapshot) -> None:
         """Store ``snapshot`` as covering every journal row written so far, drop those rows,

@@ -23,6 +23,7 @@ from actors.lifecycle import JournalRecord
 from actors.model import PersistedOpsSnapshot, _dec_hook, _enc_hook
 
 __all__ = [
+    "APPLICATION_ID",
     "DEFAULT_CHUNK_SIZE",
     "FORMAT_VERSION",
     "SCHEMA",
@@ -41,6 +42,7 @@ __all__ = [
 ]
 
 FORMAT_VERSION: Final = 2
+APPLICATION_ID: Final = 0x6F707372  # "opsr", in the SQLite header
 
 #: Snapshot bytes per row. SQLite refuses a value over 1e9 bytes by default
 #: (``string or blob too big``), so one blob per snapshot made compaction fail
