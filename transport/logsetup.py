@@ -55,6 +55,10 @@ def install(level: str = "info", fmt: str = "text") -> logging.Handler:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(getattr(logging, level.upper()))
+    # pykka reports every exception an actor returns to its asker at INFO, traceback
+    # included; the asker (we) logs what matters in one line, so only its warnings pass.
+    pykka_log = logging.getLogger("pykka")
+    pykka_log.setLevel(max(logging.WARNING, root.level))
     return handler
 
 

@@ -1,7 +1,7 @@
 """A registry process for crash tests: it drives operations as fast as it can and
 reports over stdout, one line each, what it tried and what was acknowledged.
 
-    python -m tests.persistence.crash_child DATA_DIR SEED THREADS
+    python -m tests.persistence.crash_child DATA_DIR SEED THREADS [MAX_COMPLETED]
 
 Lines: ``ready``, ``try <id> <outcome>`` before a terminal call, ``ack <id>`` after
 its acknowledgement. The parent kills it with SIGKILL at a moment of its choosing.
@@ -20,7 +20,9 @@ OUTCOMES = ("completed", "failed", "cancelled", "aborted")
 
 def main() -> None:
     data_dir, seed, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    reg = OpsRegistry.open(data_dir, max_completed=1_000_000, compact_every=150 + seed * 7)
+    # A small MAX_COMPLETED makes compactions frequent (each waits for 2 x retained rows).
+    max_completed = int(sys.argv[4]) if len(sys.argv) > 4 else 1_000_000
+    reg = OpsRegistry.open(data_dir, max_completed=max_completed, compact_every=150 + seed * 7)
     out_lock = threading.Lock()
 
     def say(line: str) -> None:
