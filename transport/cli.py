@@ -683,10 +683,11 @@ def _serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     # Only admission speaks on stderr: the fd limit once, refusals once per interval.
-    admission = logging.StreamHandler(sys.stderr)
-    admission.setFormatter(_OneLine("opsreg serve: %(message)s"))
-    logging.getLogger("transport.admission").addHandler(admission)
-    logging.getLogger("transport.admission").setLevel(logging.INFO)
+    admission = logging.getLogger("transport.admission")
+    if not admission.handlers:
+        admission.addHandler(logging.StreamHandler(sys.stderr))
+        admission.handlers[0].setFormatter(_OneLine("opsreg serve: %(message)s"))
+        admission.setLevel(logging.INFO)
     try:
         server = RegistryServer(config).start()
     except StoreError as exc:
