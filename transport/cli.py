@@ -673,6 +673,8 @@ def _serve(args: argparse.Namespace) -> int:
         max_concurrent=args.max_concurrent,
         curve_secret_file=args.curve_secret,
         curve_allow_dir=args.curve_allow,
+        curve_admin_dir=args.curve_admin,
+        max_clients=args.max_clients,
         heartbeat_interval=args.heartbeat,
         client_timeout=args.client_timeout,
         max_waits_per_client=args.max_waits_per_client,
@@ -698,7 +700,8 @@ def _serve(args: argparse.Namespace) -> int:
     metrics = f", metrics on http://{server.metrics_address}/metrics" if args.metrics else ""
     print(
         f"opsreg serving requests on {server.endpoint}, feed on {server.feed_endpoint}, "
-        f"data in {where}{metrics}",
+        f"data in {where}{metrics}, up to {server.max_clients} connections "
+        f"(fd limit {server.fd_limit})",
         flush=True,
     )
     try:
@@ -827,6 +830,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--curve-secret", help="server secret certificate (enables CURVE)")
     serve.add_argument("--curve-allow", help="directory of allowed client public certificates")
+    serve.add_argument(
+        "--curve-admin",
+        metavar="DIR",
+        help="public certificates that may call terminate_owner, collect_completed and "
+        "cancel_wait_all (default: every allowed key)",
+    )
+    serve.add_argument(
+        "--max-clients",
+        type=int,
+        metavar="N",
+        help="live connections beyond which new ones are refused "
+        "(default: the fd limit less an eighth, at least 64 kept back)",
+    )
     serve.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus /metrics there")
     serve.add_argument(
         "--max-registries", type=int, default=512, metavar="N", help="open at once (idle close)"

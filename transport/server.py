@@ -31,10 +31,9 @@ from typing import Any, Final, cast
 import pykka
 import zmq
 import zmq.auth
-from zmq.auth.thread import ThreadAuthenticator
 
 from actors import OpsLifecycleError, OpsRegistry
-from actors.errors import Internal, InvalidArgument
+from actors.errors import Internal, InvalidArgument, PermissionDenied
 from actors.futures import OpsFuture
 from actors.lifecycle import DEFAULT_MAX_COMPLETED
 from actors.model import CompletionEntry, new_wait_request_id
@@ -43,6 +42,15 @@ from actors.registry import Call
 from actors.sqlite_store import SqliteStore
 from transport import codec
 from transport._outbox import Outbox, Sink
+from transport.admission import (
+    ADMIN_METHODS,
+    ZAP_DOMAIN,
+    Admission,
+    default_max_clients,
+    load_admin_keys,
+    may_administer,
+    raise_fd_limit,
+)
 from transport.budgets import ReplyQueues, publish
 from transport.errors import Busy, TooLarge, Unavailable
 from transport.liveness import FORGOTTEN_WAIT, LEASE_REASON, Client, Liveness
@@ -104,6 +112,12 @@ class ServerConfig:
     curve_secret_file: str | None = None
     #: directory of allowed client public certificates
     curve_allow_dir: str | None = None
+    #: directory of the public certificates that may call ``ADMIN_METHODS`` (a subset of
+    #: the allowed ones); None: every client that gets in may
+    curve_admin_dir: str | None = None
+    #: live connections on both sockets together; beyond it new handshakes are refused.
+    #: None: the fd limit less an eighth of it, at least 64 kept back (``default_max_clients``)
+    max_clients: int | None = None
     #: ``HOST:PORT`` for a Prometheus ``/metrics`` endpoint (None: no metrics)
     metrics: str | None = None
     #: chaos testing only: the share of journal commits that fail on purpose
@@ -161,7 +175,13 @@ class RegistryServer:
         self.stats = {"requests": 0, "rejected_busy": 0, "rejected_large": 0, "malformed": 0}
         self.store: SqliteStore | None = None
         self._ctx = zmq.Context()
-        self._auth: ThreadAuthenticator | None = None
+        self._auth: Admission | None = None
+        #: z85 keys that may call ADMIN_METHODS; None: everyone who gets in
+        self._admins: frozenset[str] | None = None
+        #: the request frame being accepted (its ``User-Id`` names a CURVE sender)
+        self._frame: zmq.Frame | None = None
+        self.fd_limit = 0
+        self.max_clients = 0
         self._persistence: pykka.ActorRef[PersistenceActor] | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -232,12 +252,23 @@ class RegistryServer:
         )
         hwm = cfg.feed_hwm or max(1, cfg.feed_hwm_bytes // cfg.max_feed_frame)
         pub.setsockopt(zmq.SNDHWM, hwm)
+        self.fd_limit = raise_fd_limit()
+        self.max_clients = (
+            default_max_clients(self.fd_limit) if cfg.max_clients is None else cfg.max_clients
+        )
+        if self.max_clients < 1:
+            raise ValueError(f"max_clients must be at least 1, got {cfg.max_clients}")
+        self._auth = Admission(self._ctx, self.max_clients)
+        for sock in (router, pub):
+            self._auth.watch(sock)  # before bind: every connection is counted
+        if cfg.curve_secret_file is None and cfg.curve_admin_dir is not None:
+            raise ValueError("curve_admin_dir needs curve_secret_file and curve_allow_dir")
         if cfg.curve_secret_file is not None:
-            self._auth = ThreadAuthenticator(self._ctx)
-            self._auth.start()
             if cfg.curve_allow_dir is None:
                 raise ValueError("curve_allow_dir is required with curve_secret_file")
-            self._auth.configure_curve(domain="*", location=cfg.curve_allow_dir)
+            self._auth.configure_curve(domain=ZAP_DOMAIN, location=cfg.curve_allow_dir)
+            if cfg.curve_admin_dir is not None:
+                self._admins = load_admin_keys(cfg.curve_admin_dir, cfg.curve_allow_dir)
             public, secret = zmq.auth.load_certificate(cfg.curve_secret_file)
             if secret is None:
                 raise ValueError(f"{cfg.curve_secret_file} holds no secret key")
@@ -245,6 +276,7 @@ class RegistryServer:
                 sock.curve_secretkey = secret
                 sock.curve_publickey = public
                 sock.curve_server = True
+        self._auth.start()
         router.bind(_prepare_endpoint(cfg.endpoint))
         pub.bind(_prepare_endpoint(cfg.feed_endpoint))
         self.endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
@@ -376,6 +408,7 @@ class RegistryServer:
             except zmq.Again:
                 break
             part = recv(_NOBLOCK, copy=False)
+            self._frame = part
             frame = part.bytes
             if part.more:
                 while part.more:  # drain the rest of a multi-frame message
@@ -446,6 +479,9 @@ class RegistryServer:
                     "the server restarted before this request arrived; it was not executed"
                 ),
             )
+            return
+        if req.method in ADMIN_METHODS and not may_administer(self._admins, self._frame):
+            self._reply_error(router, identity, req.req_id, PermissionDenied(req.method))
             return
         if client.inflight >= self.config.max_inflight:
             self.stats["rejected_busy"] += 1
