@@ -29,6 +29,7 @@ from actors.errors import Internal, InvalidArgument, OpsLifecycleError, WaitCanc
 from actors.futures import OpsFuture, resolved
 from actors.lifecycle import DEFAULT_MAX_COMPLETED, CollectRecord, CommitEffects, Lifecycle
 from actors.model import (
+    MAX_ID_BYTES,
     Aborted,
     Cancelled,
     Completed,
@@ -47,8 +48,10 @@ from actors.model import (
     Retired,
     Terminated,
     WaitAllResult,
+    check_text,
     new_wait_request_id,
 )
+from actors.paging import OperationQuery, page_limit
 from actors.persistence import (
     DEFAULT_COMPACT_EVERY,
     Append,
@@ -418,8 +421,9 @@ class RegistryActor(pykka.ThreadingActor):
         op_id = OperationId(op_id)
         return self.lc.snapshot(op_id, len(self.watchers.get(op_id, ())))
 
-    def _do_list_operations(self, reply: Any) -> list[OperationLifecycleSnapshot]:
-        return self.lc.list_operations(self._watcher_counts())
+    def _do_list_operations(self, reply: Any, *query: Any) -> list[OperationLifecycleSnapshot]:
+        # Always a bounded page (actors/paging.py); RegistryCalls pages for its callers.
+        return self.lc.list_operations(self._watcher_counts(), OperationQuery(*query))
 
     def _do_diagnostic_snapshot(self, reply: Any) -> DiagnosticSnapshot:
         return self.lc.diagnostic(self._watcher_counts())
@@ -429,8 +433,8 @@ class RegistryActor(pykka.ThreadingActor):
     ) -> PersistedOpsSnapshot:
         return self.lc.to_persisted(epoch_id or self.epoch_id, self._watcher_counts())
 
-    def _do_list_since(self, reply: Any, after_seq: int) -> CompletionBatch:
-        return self.lc.list_since(after_seq)
+    def _do_list_since(self, reply: Any, after_seq: int, limit: Any = None) -> CompletionBatch:
+        return self.lc.list_since(after_seq, page_limit(limit))
 
     def _do_watermark(self, reply: Any) -> int:
         return self.lc.watermark
@@ -461,10 +465,10 @@ class RegistryActor(pykka.ThreadingActor):
         return f
 
     def _do_wait_all(self, reply: Any, run_id: Any, ids: Any) -> OpsFuture[WaitAllResult]:
-        _text(run_id, "run_id")
+        check_text(run_id, "run_id", MAX_ID_BYTES)
         members = _ids(ids, "wait_all ids")
         wait_request_id = new_wait_request_id()
-        result = self.lc.begin_wait_all(wait_request_id, members)
+        result = self.lc.begin_wait_all(wait_request_id, members, run_id)
         if result is not None:
             return resolved(result)
         f: OpsFuture[WaitAllResult] = OpsFuture()

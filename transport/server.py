@@ -42,7 +42,7 @@ from actors.registry import Call
 from actors.sqlite_store import SqliteStore
 from transport import codec
 from transport._outbox import Outbox
-from transport.errors import Busy, TooLarge, Unavailable
+from transport.errors import Busy, ServerRestarted, TooLarge
 from transport.metrics import ServerMetrics
 
 __all__ = ["RegistryServer", "ServerConfig"]
@@ -429,15 +429,8 @@ class RegistryServer:
         if req.method == "ping":
             self._send(router, identity, codec.encode_reply(req.req_id, codec.PONG, self.epoch))
             return
-        if req.method in codec.MUTATING and req.server_epoch not in ("", self.epoch):
-            self._reply_error(
-                router,
-                identity,
-                req.req_id,
-                Unavailable(
-                    "the server restarted before this request arrived; it was not executed"
-                ),
-            )
+        if req.method in codec.MUTATING and req.server_epoch != self.epoch:
+            self._reply_error(router, identity, req.req_id, ServerRestarted(self.epoch))
             return
         if client.inflight >= self.config.max_inflight:
             self.stats["rejected_busy"] += 1
