@@ -56,6 +56,7 @@ __all__ = [
     "WaitAllResult",
     "WaitAllSatisfied",
     "check_text",
+    "clip_text",
     "decode",
     "encode",
     "failure_text",
@@ -195,14 +196,21 @@ def failure_text(error: str | BaseException) -> str:
     """
     if not isinstance(error, BaseException):
         return error
-    text = "".join(traceback.format_exception(error)).rstrip("\n")
-    data = text.encode("utf-8", "replace")
-    if len(data) <= MAX_ERROR_BYTES:
+    return clip_text("".join(traceback.format_exception(error)).rstrip("\n"), MAX_ERROR_BYTES)
+
+
+def clip_text(text: str, limit: int) -> str:
+    """``text`` if it fits ``limit`` UTF-8 bytes, else its end (from a line start where
+    there is one) behind a ``[... N bytes cut ...]`` line: for tracebacks and logs,
+    whose last lines matter most."""
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) <= limit:
         return text
-    budget = MAX_ERROR_BYTES - 64
-    tail = data[-budget:].decode("utf-8", "ignore")
-    tail = tail[tail.find("\n") + 1 :]  # start at a whole line
-    return f"[... {len(data) - len(tail.encode())} bytes of traceback cut ...]\n{tail}"
+    tail = data[-(limit - 64) :].decode("utf-8", "ignore")
+    newline = tail.find("\n")
+    if 0 <= newline < len(tail) // 2:
+        tail = tail[newline + 1 :]
+    return f"[... {len(data) - len(tail.encode('utf-8', 'surrogatepass'))} bytes cut ...]\n{tail}"
 
 
 def _count(value: object, what: str) -> int:
