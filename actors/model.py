@@ -174,6 +174,8 @@ MAX_CONTENT_BYTES: Final = 128 * 1024
 
 def check_text(value: object, what: str, limit: int) -> str:
     """``value`` if it is a string of at most ``limit`` UTF-8 bytes, else ``InvalidArgument``."""
+    if value.__class__ is str and len(value) * 4 <= limit:  # short: fits whatever it holds
+        return value
     if not isinstance(value, str):
         raise InvalidArgument(f"{what} must be a string, got {type(value).__name__}")
     # len() counts code points (at most 4 UTF-8 bytes each): encode only when it matters.

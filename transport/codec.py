@@ -318,19 +318,23 @@ def array_length(data: bytes) -> int | None:
     return None
 
 
+#: array16 and array32 headers (a fixarray is 0x90-0x9f)
+_WIDE_ARRAYS: Final = (0xDC, 0xDD)
+
+
 def is_batch(frame: bytes) -> bool:
     """A batch frame is a 2-element array (a single request has 6, a reply 4)."""
     if not frame:
         return False
     head = frame[0]
-    if head == BATCH:  # the common case: this codec writes fixarrays
-        return True
-    return (head == 0xDC or head == 0xDD) and array_length(frame) == 2
+    return head == BATCH or (head in _WIDE_ARRAYS and array_length(frame) == 2)
 
 
 def decode_requests(frame: bytes) -> list[Request]:
     """A single request or a batch; raises ``InvalidArgument`` when it is malformed."""
-    if not is_batch(frame):
+    # is_batch, inlined: this runs for every frame the server reads.
+    head = frame[0] if frame else 0
+    if head != BATCH and (head not in _WIDE_ARRAYS or array_length(frame) != 2):
         return [decode_request(frame)]
     try:
         batch = _request_batch_decoder.decode(frame)
@@ -349,17 +353,17 @@ def decode_args(method: str, raw: msgspec.Raw) -> tuple[Any, ...]:
         raise InvalidArgument(f"unknown method {method[:64]!r}")
     data = bytes(raw)
     short = _SHORT_DECODERS.get(method)
-    if short is not None:
+    try:
+        if short is None:
+            return tuple(decoder.decode(data))
         # Omitted optional trailing arguments arrive as None (read off the array header).
         count = array_length(data)
-        if count is not None and count in short:
-            decoder = short[count]
-    try:
-        args = tuple(decoder.decode(data))
+        if count is None or count not in short:
+            return tuple(decoder.decode(data))
+        args = tuple(short[count].decode(data))
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise InvalidArgument(f"{method}: {exc}") from None
-    missing = _ARITY[method] - len(args)
-    return args + (None,) * missing if missing else args
+    return args + (None,) * (_ARITY[method] - len(args))
 
 
 # --- replies ---------------------------------------------------------------------------------
@@ -380,9 +384,10 @@ def decode_reply(frame: bytes) -> Reply:
 
 def decode_replies(frame: bytes) -> list[Reply]:
     """A single reply or a batch of them."""
-    if is_batch(frame):
-        return _reply_batch_decoder.decode(frame).replies
-    return [_reply_decoder.decode(frame)]
+    head = frame[0] if frame else 0  # is_batch, inlined: this runs for every reply
+    if head != BATCH and (head not in _WIDE_ARRAYS or array_length(frame) != 2):
+        return [_reply_decoder.decode(frame)]
+    return _reply_batch_decoder.decode(frame).replies
 
 
 def decode_value(method: str, raw: msgspec.Raw) -> Any:
