@@ -278,7 +278,6 @@ class Lifecycle:
         watcher_counts: Mapping[OperationId, int] | None = None,
         query: OperationQuery | None = None,
     ) -> list[OperationLifecycleSnapshot]:
-        """All operations by ``(display_name, id)``; with ``query``, its filters and page."""
         counts = watcher_counts or {}
         if query is not None:
             return [
@@ -312,7 +311,6 @@ class Lifecycle:
         return out
 
     def list_since(self, after_seq: int, limit: int | None = None) -> CompletionBatch:
-        """Entries after ``after_seq`` (the first ``limit`` of them, when given)."""
         if isinstance(after_seq, bool) or not isinstance(after_seq, int) or after_seq < 0:
             raise InvalidArgument(f"after_seq must be a non-negative integer, got {after_seq!r}")
         feed = self._feed

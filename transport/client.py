@@ -27,7 +27,6 @@ Failure rules (SPEC §7):
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import os
@@ -45,14 +44,13 @@ from actors.futures import OpsFuture
 from actors.model import (
     PersistedOpsSnapshot,
 )
-from transport import codec
+from transport import _direct, codec
 from transport._outbox import Outbox
 from transport.errors import ServerRestarted, TooLarge, Unavailable
 
 __all__ = ["RegistryClient"]
 
 _NOBLOCK: Final = int(zmq.NOBLOCK)
-_RCVTIMEO: Final = int(zmq.RCVTIMEO)
 _EVENTS: Final = int(zmq.EVENTS)
 _POLLIN: Final = int(zmq.POLLIN)
 
@@ -223,10 +221,7 @@ class RegistryClient(RegistryCalls):
         try:
             return first.get(timeout=self.timeout)
         except pykka.Timeout:
-            maybe = "; it may or may not have happened" if method in codec.MUTATING else ""
-            raise Unavailable(
-                f"no answer to {method} from {self.endpoint} within {self.timeout}s{maybe}"
-            ) from None
+            raise self._no_answer(method) from None
 
     def _direct_call(self, method: str, args: tuple[Any, ...]) -> Any:
         """A plain call on this thread's own socket: no hand-off to the I/O thread.
@@ -273,8 +268,11 @@ class RegistryClient(RegistryCalls):
         while True:
             req_id = next(self._ids)
             frame = self._request_frame(req_id, epoch, method, args)
-            self._send_direct(sock, frame, method)
-            reply = self._await_reply(sock, req_id, method, deadline)
+            if not _direct.send(sock, frame, self.timeout):
+                raise Unavailable(f"cannot reach {self.endpoint} to send {method}")
+            reply = _direct.await_reply(sock, req_id, deadline)
+            if reply is None:
+                raise self._no_answer(method)
             if reply.status == codec.OK:
                 return codec.decode_value(method, reply.payload)
             error = codec.decode_error(reply.payload)
@@ -307,39 +305,11 @@ class RegistryClient(RegistryCalls):
             raise TooLarge(len(frame), self.max_frame)
         return frame
 
-    def _send_direct(self, sock: zmq.Socket[bytes], frame: bytes, method: str) -> None:
-        try:
-            sock.send(frame, _NOBLOCK)
-        except zmq.Again:
-            # No connected peer to queue for (e.g. a refused CURVE handshake): wait for one.
-            if not sock.poll(max(1, int(self.timeout * 1000)), zmq.POLLOUT):
-                raise Unavailable(f"cannot reach {self.endpoint} to send {method}") from None
-            sock.send(frame, _NOBLOCK)
-
-    def _await_reply(
-        self, sock: zmq.Socket[bytes], req_id: int, method: str, deadline: float
-    ) -> codec.Reply:
-        while True:
-            # A blocking recv bounded by RCVTIMEO: one call into libzmq per reply,
-            # where poll-then-recv builds a Poller each time.
-            remaining = deadline - time.monotonic()
-            data = None
-            if remaining > 0:
-                sock.set(_RCVTIMEO, max(1, int(remaining * 1000)))
-                with contextlib.suppress(zmq.Again):  # RCVTIMEO expired
-                    data = sock.recv()
-            if data is None:
-                maybe = "; it may or may not have happened" if method in codec.MUTATING else ""
-                raise Unavailable(
-                    f"no answer to {method} from {self.endpoint} within {self.timeout}s{maybe}"
-                )
-            try:
-                reply = codec.decode_reply(data)
-            except Exception:
-                continue  # unreadable: keep waiting for ours
-            if reply.req_id == req_id:
-                return reply
-            # else: the answer to an earlier call that gave up waiting
+    def _no_answer(self, method: str) -> Unavailable:
+        maybe = "; it may or may not have happened" if method in codec.MUTATING else ""
+        return Unavailable(
+            f"no answer to {method} from {self.endpoint} within {self.timeout}s{maybe}"
+        )
 
     # --- the I/O thread -----------------------------------------------------------------------------
 
