@@ -19,6 +19,7 @@ from transport import (
     RegistryClient,
     RegistryServer,
     ServerConfig,
+    ServerRestarted,
     TooLarge,
     Unavailable,
     codec,
@@ -133,16 +134,21 @@ def test_flood_beyond_the_in_flight_limit_gets_busy_and_the_server_stays_up(
         assert calm.watermark() == 0
 
 
-def test_requests_for_a_previous_server_are_not_executed(server: RegistryServer) -> None:
+@pytest.mark.parametrize("stamp", ["some-older-epoch", ""], ids=["older", "none"])
+def test_requests_for_a_previous_server_are_not_executed(
+    server: RegistryServer, stamp: str
+) -> None:
     sock = _raw_dealer(server.endpoint)
     try:
         spec = background_spec("stale")
-        sock.send(
-            codec.encode_request(9, "some-older-epoch", "default", "register_operation", (spec,))
-        )
+        sock.send(codec.encode_request(9, stamp, "default", "register_operation", (spec,)))
         req_id, status, payload = _reply(sock)
         assert (req_id, status) == (9, codec.ERROR)
-        assert isinstance(codec.decode_error(payload), Unavailable)  # type: ignore[arg-type]
+        error = codec.decode_error(payload)  # type: ignore[arg-type]
+        # A definite refusal naming the incarnation to send it to.
+        assert isinstance(error, ServerRestarted) and isinstance(error, Unavailable)
+        assert error.epoch == server.epoch
+        assert "it was not executed" in str(error)
     finally:
         sock.close()
     with RegistryClient(server.endpoint, timeout=10) as cli:
