@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 import math
 import re
+import threading
 import traceback
 import unicodedata
 import uuid
@@ -61,6 +62,7 @@ __all__ = [
     "encode",
     "failure_text",
     "new_wait_request_id",
+    "trusted_values",
 ]
 
 _force = msgspec.structs.force_setattr
@@ -172,6 +174,23 @@ MAX_ERROR_BYTES: Final = 64 * 1024
 MAX_CONTENT_BYTES: Final = 128 * 1024
 
 
+_trusted = threading.local()
+
+
+class trusted_values:
+    """Within it, this thread decodes values over their caps instead of refusing them.
+
+    For what this system wrote itself and must read back even if an older version
+    kept longer text: its own store, a server's replies to a client. Never for input.
+    """
+
+    def __enter__(self) -> None:
+        _trusted.depth = getattr(_trusted, "depth", 0) + 1
+
+    def __exit__(self, *exc: object) -> None:
+        _trusted.depth -= 1
+
+
 def check_text(value: object, what: str, limit: int) -> str:
     """``value`` if it is a string of at most ``limit`` UTF-8 bytes, else ``InvalidArgument``."""
     if value.__class__ is str and len(value) * 4 <= limit:  # short: fits whatever it holds
@@ -180,7 +199,11 @@ def check_text(value: object, what: str, limit: int) -> str:
         raise InvalidArgument(f"{what} must be a string, got {type(value).__name__}")
     # len() counts code points (at most 4 UTF-8 bytes each): encode only when it matters.
     n = len(value)
-    if n * 4 > limit and (n > limit or len(value.encode("utf-8", "surrogatepass")) > limit):
+    if (
+        n * 4 > limit
+        and (n > limit or len(value.encode("utf-8", "surrogatepass")) > limit)
+        and not getattr(_trusted, "depth", 0)
+    ):
         raise InvalidArgument(f"{what} is too long (limit: {limit} bytes of UTF-8)")
     return value
 

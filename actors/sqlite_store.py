@@ -33,7 +33,7 @@ from typing import Any, Final
 import msgspec
 
 from actors.lifecycle import JournalRecord
-from actors.model import PersistedOpsSnapshot, _dec_hook, _enc_hook
+from actors.model import PersistedOpsSnapshot, _dec_hook, _enc_hook, trusted_values
 from actors.persistence import Append, Commit, FaultPlan, Recovered
 
 __all__ = ["FORMAT_VERSION", "STORE_FILE", "SqliteStore", "StoreError"]
@@ -316,7 +316,8 @@ class SqliteStore:
         if row is None:
             return None
         try:
-            return row[0], _snapshot_decoder.decode(row[1])
+            with trusted_values():  # what an older version kept may exceed today's caps
+                return row[0], _snapshot_decoder.decode(row[1])
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise StoreError(
                 f"snapshot of registry {registry!r} in {self.path} is damaged: {exc}"
@@ -332,8 +333,9 @@ class SqliteStore:
         decode = _record_decoder.decode
         journal: list[tuple[JournalRecord, int | None]] = []
         try:
-            for lsn, seq, body in cursor:  # noqa: B007 - lsn names the damaged row
-                journal.append((decode(body), seq))
+            with trusted_values():
+                for lsn, seq, body in cursor:  # noqa: B007 - lsn names the damaged row
+                    journal.append((decode(body), seq))
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise StoreError(f"journal row {lsn} in {self.path} is damaged: {exc}") from None
         return Recovered(None if loaded is None else loaded[1], journal)
