@@ -11,21 +11,45 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from actors.errors import InvalidArgument
 from actors.futures import OpsFuture
 from actors.model import (
+    MAX_ID_BYTES,
     CompletionBatch,
     DiagnosticSnapshot,
     OperationId,
+    OperationKind,
     OperationLifecycleSnapshot,
     OperationPeerHandle,
     OperationProgressUpdate,
     OperationResult,
     OperationSpec,
+    OperationStatus,
     Outcome,
     WaitAllResult,
+    check_text,
+    failure_text,
 )
+from actors.paging import DEFAULT_PAGE
 
-__all__ = ["RegistryCalls"]
+#: what ``list_operations`` pages by: the ``(display_name, id)`` of a page's last item
+PageKey = tuple[str, OperationId]
+
+__all__ = ["PageKey", "RegistryCalls", "page_key"]
+
+
+def page_key(snapshot: OperationLifecycleSnapshot) -> PageKey:
+    """The ``after`` that continues a ``list_operations`` listing past ``snapshot``."""
+    return (snapshot.display_name, snapshot.id)
+
+
+def _id_list(ids: Sequence[OperationId], method: str) -> list[OperationId]:
+    # A string is a Sequence too: list("abc") would wait on its characters.
+    if isinstance(ids, str | bytes | bytearray | memoryview):
+        raise InvalidArgument(
+            f"{method} needs a sequence of operation ids, not a {type(ids).__name__}"
+        )
+    return list(ids)
 
 
 class RegistryCalls:
@@ -40,8 +64,9 @@ class RegistryCalls:
     def provisioning_succeeded(self, op_id: OperationId) -> None:
         self._call("provisioning_succeeded", op_id)
 
-    def provisioning_failed(self, op_id: OperationId, error: str) -> None:
-        self._call("provisioning_failed", op_id, error)
+    def provisioning_failed(self, op_id: OperationId, error: str | BaseException) -> None:
+        """``error`` is text, or an exception stored as :func:`~actors.model.failure_text`."""
+        self._call("provisioning_failed", op_id, failure_text(error))
 
     def peer_ready(self, op_id: OperationId, peer: OperationPeerHandle) -> None:
         self._call("peer_ready", op_id, peer)
@@ -55,8 +80,9 @@ class RegistryCalls:
     def complete_operation(self, op_id: OperationId, result: OperationResult) -> None:
         self._call("complete_operation", op_id, result)
 
-    def fail_operation(self, op_id: OperationId, error: str) -> None:
-        self._call("fail_operation", op_id, error)
+    def fail_operation(self, op_id: OperationId, error: str | BaseException) -> None:
+        """``error`` is text, or an exception stored as :func:`~actors.model.failure_text`."""
+        self._call("fail_operation", op_id, failure_text(error))
 
     def abort_provisioning(self, op_id: OperationId, reason: str | None = None) -> None:
         self._call("abort_provisioning", op_id, reason)
@@ -73,8 +99,33 @@ class RegistryCalls:
     def snapshot(self, op_id: OperationId) -> OperationLifecycleSnapshot | None:
         return self._call("snapshot", op_id)  # type: ignore[no-any-return]
 
-    def list_operations(self) -> list[OperationLifecycleSnapshot]:
-        return self._call("list_operations")  # type: ignore[no-any-return]
+    def list_operations(
+        self,
+        owner_session_id: str | None = None,
+        status: OperationStatus | None = None,
+        kind: OperationKind | None = None,
+        limit: int | None = None,
+        after: PageKey | None = None,
+    ) -> list[OperationLifecycleSnapshot]:
+        """Operations by ``(display_name, id)``, filtered by owner, status and kind.
+
+        With ``limit``: one page of at most ``limit`` (<= ``MAX_PAGE``) operations
+        after the key ``after`` (``page_key`` of the previous page's last item).
+        Without: every match, read page by page (each reply stays bounded).
+        """
+        if limit is not None:
+            return self._call(  # type: ignore[no-any-return]
+                "list_operations", owner_session_id, status, kind, limit, after
+            )
+        out: list[OperationLifecycleSnapshot] = []
+        while True:
+            page: list[OperationLifecycleSnapshot] = self._call(
+                "list_operations", owner_session_id, status, kind, DEFAULT_PAGE, after
+            )
+            out += page
+            if len(page) < DEFAULT_PAGE:
+                return out
+            after = page_key(page[-1])
 
     def terminate_owner(self, reason: str) -> None:
         self._call("terminate_owner", reason)
@@ -83,17 +134,39 @@ class RegistryCalls:
         return self._call("collect_completed")  # type: ignore[no-any-return]
 
     def wait_all(self, run_id: str, ids: Sequence[OperationId]) -> OpsFuture[WaitAllResult]:
-        return self._call("wait_all", run_id, list(ids))  # type: ignore[no-any-return]
+        """``run_id`` is kept with the barrier (``diagnostic_snapshot().wait_run_id``)."""
+        check_text(run_id, "run_id", MAX_ID_BYTES)
+        return self._call("wait_all", run_id, _id_list(ids, "wait_all"))  # type: ignore[no-any-return]
 
     def cancel_wait_all(self) -> bool:
         """Clear the active barrier; its future fails with ``WaitCancelled``. False if none."""
         return self._call("cancel_wait_all")  # type: ignore[no-any-return]
 
     def wait_any(self, ids: Sequence[OperationId]) -> OpsFuture[tuple[OperationId, Outcome]]:
-        return self._call("wait_any", list(ids))  # type: ignore[no-any-return]
+        return self._call("wait_any", _id_list(ids, "wait_any"))  # type: ignore[no-any-return]
 
-    def list_since(self, after_seq: int) -> CompletionBatch:
-        return self._call("list_since", after_seq)  # type: ignore[no-any-return]
+    def list_since(self, after_seq: int, limit: int | None = None) -> CompletionBatch:
+        """Feed entries after ``after_seq``, the watermark and what retention dropped.
+
+        With ``limit``: at most ``limit`` (<= ``MAX_PAGE``) entries; there are more
+        when the last one's seq is below ``watermark``. Without: every entry up to
+        the watermark of the first reply, read page by page.
+        """
+        if limit is not None:
+            return self._call("list_since", after_seq, limit)  # type: ignore[no-any-return]
+        first: CompletionBatch = self._call("list_since", after_seq, DEFAULT_PAGE)
+        entries, mark = list(first.entries), first.watermark
+        while entries and entries[-1].seq < first.watermark:
+            page: CompletionBatch = self._call("list_since", entries[-1].seq, DEFAULT_PAGE)
+            if not page.entries or page.entries[0].seq != entries[-1].seq + 1:
+                break  # retention moved past us meanwhile: the caller sees the shortfall
+            entries += page.entries
+            mark = page.watermark
+        if len(entries) == len(first.entries):
+            return first
+        return CompletionBatch(
+            entries=tuple(entries), watermark=mark, dropped_through=first.dropped_through
+        )
 
     def watermark(self) -> int:
         return self._call("watermark")  # type: ignore[no-any-return]

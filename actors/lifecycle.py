@@ -62,6 +62,7 @@ from actors.model import (
     WaitAllResult,
     WaitAllSatisfied,
 )
+from actors.paging import OperationQuery
 from actors.parking import PendingTerminal
 
 __all__ = [
@@ -183,11 +184,12 @@ class _Op:
 
 
 class _Barrier:
-    __slots__ = ("ids", "wait_request_id")
+    __slots__ = ("ids", "run_id", "wait_request_id")
 
-    def __init__(self, wait_request_id: str, ids: tuple[OperationId, ...]) -> None:
+    def __init__(self, wait_request_id: str, ids: tuple[OperationId, ...], run_id: str) -> None:
         self.wait_request_id = wait_request_id
         self.ids = ids
+        self.run_id = run_id
 
 
 class Lifecycle:
@@ -275,9 +277,15 @@ class Lifecycle:
         return None if op is None else self._view(op, watcher_count)
 
     def list_operations(
-        self, watcher_counts: Mapping[OperationId, int] | None = None
+        self,
+        watcher_counts: Mapping[OperationId, int] | None = None,
+        query: OperationQuery | None = None,
     ) -> list[OperationLifecycleSnapshot]:
         counts = watcher_counts or {}
+        if query is not None:
+            return [
+                self._view(op, counts.get(op.spec.id, 0)) for op in query.select(self._ops.values())
+            ]
         views = [self._view(op, counts.get(op_id, 0)) for op_id, op in self._ops.items()]
         views.sort(key=lambda v: (v.display_name, v.id))
         return views
@@ -294,6 +302,7 @@ class Lifecycle:
             wait_operation_ids=() if b is None else b.ids,
             operations=tuple(self.list_operations(watcher_counts)),
             pending_commit_count=self._pending,
+            wait_run_id=None if b is None else b.run_id,
         )
 
     def counts(self) -> dict[tuple[str, str], int]:
@@ -304,7 +313,7 @@ class Lifecycle:
             out[key] = out.get(key, 0) + 1
         return out
 
-    def list_since(self, after_seq: int) -> CompletionBatch:
+    def list_since(self, after_seq: int, limit: int | None = None) -> CompletionBatch:
         if isinstance(after_seq, bool) or not isinstance(after_seq, int) or after_seq < 0:
             raise InvalidArgument(f"after_seq must be a non-negative integer, got {after_seq!r}")
         feed = self._feed
@@ -313,7 +322,8 @@ class Lifecycle:
         else:
             # Entries are contiguous by seq, so the start index is arithmetic.
             start = max(0, after_seq - feed[0].seq + 1)
-            entries = tuple(feed[i] for i in range(start, len(feed)))
+            end = len(feed) if limit is None else min(len(feed), start + limit)
+            entries = tuple(feed[i] for i in range(start, end))
         return CompletionBatch(
             entries=entries, watermark=self._seq, dropped_through=self._dropped_through
         )
@@ -525,7 +535,7 @@ class Lifecycle:
         return found
 
     def begin_wait_all(
-        self, wait_request_id: str, ids: Sequence[OperationId]
+        self, wait_request_id: str, ids: Sequence[OperationId], run_id: str = ""
     ) -> WaitAllResult | None:
         """SPEC §4 order: duplicate, already active, unknown. None: the barrier is now active."""
         seen: set[OperationId] = set()
@@ -540,7 +550,7 @@ class Lifecycle:
         members = tuple(ids)
         if all(self._ops[i].outcome is not None for i in members):
             return self._wait_result(wait_request_id, members)
-        self._barrier = _Barrier(wait_request_id, members)
+        self._barrier = _Barrier(wait_request_id, members, run_id)
         return None
 
     def cancel_wait_all(self, wait_request_id: str | None = None) -> str | None:

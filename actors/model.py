@@ -15,9 +15,11 @@ from __future__ import annotations
 import enum
 import math
 import re
+import threading
+import traceback
 import unicodedata
 import uuid
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Final, TypeVar
 
 import msgspec
 import uuid_utils
@@ -25,6 +27,12 @@ import uuid_utils
 from actors.errors import InvalidArgument
 
 __all__ = [
+    "MAX_ADDRESS_BYTES",
+    "MAX_CONTENT_BYTES",
+    "MAX_ERROR_BYTES",
+    "MAX_ID_BYTES",
+    "MAX_NAME_BYTES",
+    "MAX_REASON_BYTES",
     "Aborted",
     "Cancelled",
     "Completed",
@@ -48,9 +56,13 @@ __all__ = [
     "Terminated",
     "WaitAllResult",
     "WaitAllSatisfied",
+    "check_text",
+    "clip_text",
     "decode",
     "encode",
+    "failure_text",
     "new_wait_request_id",
+    "trusted_values",
 ]
 
 _force = msgspec.structs.force_setattr
@@ -142,14 +154,88 @@ def _enum(enum_type: type[E], value: object, what: str) -> E:
         raise InvalidArgument(f"{what} must be one of {allowed}; got {value!r}") from None
 
 
-def _text(value: object, what: str) -> str:
+# --- caps on text fields --------------------------------------------------------------
+# Every string a caller can make the registry keep is capped, in UTF-8 bytes, so that
+# retained state, feed entries and replies stay bounded (a registry keeps up to
+# max_completed operations plus max(4 x max_completed, 1024) feed entries). The
+# result's content is the largest and stays well under the 1 MiB frame limit.
+
+#: names and labels: display_name, peer_name
+MAX_NAME_BYTES: Final = 1024
+#: identifiers: owner_session_id, child_session_id, source_label, peer_id, run_id
+MAX_ID_BYTES: Final = 256
+#: peer address (a URL)
+MAX_ADDRESS_BYTES: Final = 1024
+#: reasons (Aborted, Cancelled, Terminated) and progress messages
+MAX_REASON_BYTES: Final = 4096
+#: Failed.error (room for a traceback)
+MAX_ERROR_BYTES: Final = 64 * 1024
+#: OperationResult.content
+MAX_CONTENT_BYTES: Final = 128 * 1024
+
+
+_trusted = threading.local()
+
+
+class trusted_values:
+    """Within it, this thread decodes values over their caps instead of refusing them.
+
+    For what this system wrote itself and must read back even if an older version
+    kept longer text: its own store, a server's replies to a client. Never for input.
+    """
+
+    def __enter__(self) -> None:
+        _trusted.depth = getattr(_trusted, "depth", 0) + 1
+
+    def __exit__(self, *exc: object) -> None:
+        _trusted.depth -= 1
+
+
+def check_text(value: object, what: str, limit: int) -> str:
+    """``value`` if it is a string of at most ``limit`` UTF-8 bytes, else ``InvalidArgument``."""
+    if value.__class__ is str and len(value) * 4 <= limit:  # short: fits whatever it holds
+        return value
     if not isinstance(value, str):
         raise InvalidArgument(f"{what} must be a string, got {type(value).__name__}")
+    # len() counts code points (at most 4 UTF-8 bytes each): encode only when it matters.
+    n = len(value)
+    if (
+        n * 4 > limit
+        and (n > limit or len(value.encode("utf-8", "surrogatepass")) > limit)
+        and not getattr(_trusted, "depth", 0)
+    ):
+        raise InvalidArgument(f"{what} is too long (limit: {limit} bytes of UTF-8)")
     return value
 
 
-def _opt_text(value: object, what: str) -> str | None:
-    return None if value is None else _text(value, what)
+def _opt_capped(value: object, what: str, limit: int) -> str | None:
+    return None if value is None else check_text(value, what, limit)
+
+
+def failure_text(error: str | BaseException) -> str:
+    """The text ``fail_operation`` stores for ``error``: a string as given; an exception as
+    Python prints it uncaught (``traceback.format_exception``: the traceback when it was
+    raised, chained causes included, ending with ``Type: message``), without the final
+    newline. Beyond ``MAX_ERROR_BYTES`` the oldest lines give way to a marker line, so
+    the innermost frames and the message are always kept.
+    """
+    if not isinstance(error, BaseException):
+        return error
+    return clip_text("".join(traceback.format_exception(error)).rstrip("\n"), MAX_ERROR_BYTES)
+
+
+def clip_text(text: str, limit: int) -> str:
+    """``text`` if it fits ``limit`` UTF-8 bytes, else its end (from a line start where
+    there is one) behind a ``[... N bytes cut ...]`` line: for tracebacks and logs,
+    whose last lines matter most."""
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) <= limit:
+        return text
+    tail = data[-(limit - 64) :].decode("utf-8", "ignore")
+    newline = tail.find("\n")
+    if 0 <= newline < len(tail) // 2:
+        tail = tail[newline + 1 :]
+    return f"[... {len(data) - len(tail.encode('utf-8', 'surrogatepass'))} bytes cut ...]\n{tail}"
 
 
 def _count(value: object, what: str) -> int:
@@ -187,10 +273,10 @@ class OperationSpec(msgspec.Struct, frozen=True):
     def __post_init__(self) -> None:
         _force(self, "id", OperationId(self.id))
         _force(self, "kind", _enum(OperationKind, self.kind, "kind"))
-        _text(self.owner_session_id, "owner_session_id")
-        _text(self.display_name, "display_name")
-        _text(self.source_label, "source_label")
-        _opt_text(self.child_session_id, "child_session_id")
+        check_text(self.owner_session_id, "owner_session_id", MAX_ID_BYTES)
+        check_text(self.display_name, "display_name", MAX_NAME_BYTES)
+        check_text(self.source_label, "source_label", MAX_ID_BYTES)
+        _opt_capped(self.child_session_id, "child_session_id", MAX_ID_BYTES)
         if not isinstance(self.expect_peer_channel, bool):
             raise InvalidArgument("expect_peer_channel must be a bool")
         if not isinstance(self.lease, bool):
@@ -206,7 +292,7 @@ class OperationResult(msgspec.Struct, frozen=True):
 
     def __post_init__(self) -> None:
         _force(self, "id", OperationId(self.id))
-        _text(self.content, "content")
+        check_text(self.content, "content", MAX_CONTENT_BYTES)
         if not isinstance(self.is_error, bool):
             raise InvalidArgument("is_error must be a bool")
         _count(self.duration_ms, "duration_ms")
@@ -220,7 +306,7 @@ class OperationProgressUpdate(msgspec.Struct, frozen=True):
     percent: float | None = None
 
     def __post_init__(self) -> None:
-        _text(self.message, "message")
+        check_text(self.message, "message", MAX_REASON_BYTES)
         p = self.percent
         if p is not None:
             if isinstance(p, bool) or not isinstance(p, int | float):
@@ -238,13 +324,13 @@ class OperationPeerHandle(msgspec.Struct, frozen=True):
     address: str
 
     def __post_init__(self) -> None:
-        name = _text(self.peer_name, "peer_name")
+        name = check_text(self.peer_name, "peer_name", MAX_NAME_BYTES)
         if not name.strip():
             raise InvalidArgument("peer_name must not be blank")
         if _has_control(name):
             raise InvalidArgument("peer_name must not contain control characters")
-        _text(self.peer_id, "peer_id")
-        _text(self.address, "address")
+        check_text(self.peer_id, "peer_id", MAX_ID_BYTES)
+        check_text(self.address, "address", MAX_ADDRESS_BYTES)
 
 
 # --- terminal outcomes -------------------------------------------------------
@@ -270,7 +356,7 @@ class Failed(OperationTerminalOutcome, frozen=True, tag="failed"):
     status: ClassVar[OperationStatus] = OperationStatus.FAILED
 
     def __post_init__(self) -> None:
-        _text(self.error, "error")
+        check_text(self.error, "error", MAX_ERROR_BYTES)
 
 
 class Aborted(OperationTerminalOutcome, frozen=True, tag="aborted"):
@@ -278,7 +364,7 @@ class Aborted(OperationTerminalOutcome, frozen=True, tag="aborted"):
     status: ClassVar[OperationStatus] = OperationStatus.ABORTED
 
     def __post_init__(self) -> None:
-        _opt_text(self.reason, "reason")
+        _opt_capped(self.reason, "reason", MAX_REASON_BYTES)
 
 
 class Cancelled(OperationTerminalOutcome, frozen=True, tag="cancelled"):
@@ -286,7 +372,7 @@ class Cancelled(OperationTerminalOutcome, frozen=True, tag="cancelled"):
     status: ClassVar[OperationStatus] = OperationStatus.CANCELLED
 
     def __post_init__(self) -> None:
-        _opt_text(self.reason, "reason")
+        _opt_capped(self.reason, "reason", MAX_REASON_BYTES)
 
 
 class Retired(OperationTerminalOutcome, frozen=True, tag="retired"):
@@ -298,7 +384,7 @@ class Terminated(OperationTerminalOutcome, frozen=True, tag="terminated"):
     status: ClassVar[OperationStatus] = OperationStatus.TERMINATED
 
     def __post_init__(self) -> None:
-        _text(self.reason, "reason")
+        check_text(self.reason, "reason", MAX_REASON_BYTES)
 
 
 Outcome = Completed | Failed | Aborted | Cancelled | Retired | Terminated
@@ -372,6 +458,8 @@ class DiagnosticSnapshot(msgspec.Struct, frozen=True):
     wait_operation_ids: tuple[OperationId, ...]
     operations: tuple[OperationLifecycleSnapshot, ...]
     pending_commit_count: int = 0
+    #: the ``run_id`` the active barrier was asked for (None when there is none)
+    wait_run_id: str | None = None
 
 
 # --- persisted state (seed wire shape, plus what recovery needs) ------------------

@@ -41,6 +41,7 @@ from actors.futures import OpsFuture, resolved
 from actors.leases import Leases
 from actors.lifecycle import DEFAULT_MAX_COMPLETED, CollectRecord, CommitEffects, Lifecycle
 from actors.model import (
+    MAX_ID_BYTES,
     Aborted,
     Cancelled,
     Completed,
@@ -59,8 +60,10 @@ from actors.model import (
     Retired,
     Terminated,
     WaitAllResult,
+    check_text,
     new_wait_request_id,
 )
+from actors.paging import OperationQuery, page_limit
 from actors.parking import Parking, PendingTerminal
 from actors.persistence import (
     DEFAULT_COMPACT_EVERY,
@@ -377,8 +380,9 @@ class RegistryActor(CommitPath, pykka.ThreadingActor):
         op_id = OperationId(op_id)
         return self.lc.snapshot(op_id, self.waits.watcher_count(op_id))
 
-    def _do_list_operations(self, reply: Any) -> list[OperationLifecycleSnapshot]:
-        return self.lc.list_operations(self._watcher_counts())
+    def _do_list_operations(self, reply: Any, *query: Any) -> list[OperationLifecycleSnapshot]:
+        # Always a bounded page (actors/paging.py); RegistryCalls pages for its callers.
+        return self.lc.list_operations(self._watcher_counts(), OperationQuery(*query))
 
     def _do_diagnostic_snapshot(self, reply: Any) -> DiagnosticSnapshot:
         return self.lc.diagnostic(self._watcher_counts())
@@ -388,8 +392,8 @@ class RegistryActor(CommitPath, pykka.ThreadingActor):
     ) -> PersistedOpsSnapshot:
         return self.lc.to_persisted(epoch_id or self.epoch_id, self._watcher_counts())
 
-    def _do_list_since(self, reply: Any, after_seq: int) -> CompletionBatch:
-        return self.lc.list_since(after_seq)
+    def _do_list_since(self, reply: Any, after_seq: int, limit: Any = None) -> CompletionBatch:
+        return self.lc.list_since(after_seq, page_limit(limit))
 
     def _do_watermark(self, reply: Any) -> int:
         return self.lc.watermark
@@ -418,10 +422,10 @@ class RegistryActor(CommitPath, pykka.ThreadingActor):
         return f
 
     def _do_wait_all(self, reply: Any, run_id: Any, ids: Any) -> OpsFuture[WaitAllResult]:
-        _text(run_id, "run_id")
+        check_text(run_id, "run_id", MAX_ID_BYTES)
         members = _ids(ids, "wait_all ids")
         wait_request_id = new_wait_request_id()
-        result = self.lc.begin_wait_all(wait_request_id, members)
+        result = self.lc.begin_wait_all(wait_request_id, members, run_id)
         if result is not None:
             return resolved(result)
         f: OpsFuture[WaitAllResult] = OpsFuture()

@@ -49,7 +49,7 @@ from typing import Any, Final
 import msgspec
 
 from actors.lifecycle import JournalRecord
-from actors.model import PersistedOpsSnapshot
+from actors.model import PersistedOpsSnapshot, trusted_values
 from actors.persistence import Append, Commit, FaultPlan, Recovered, StoreLost
 from actors.store_check import Refusal, behind, prove_writable, validate, verify
 from actors.store_files import (
@@ -252,7 +252,8 @@ class SqliteStore:
             raise self._refuse(str(exc)) from None
         try:
             if validate(db) == 1:
-                why = migrate_v1(db, self._insert_snapshot)
+                with trusted_values():  # a version-1 store may hold text over today's caps
+                    why = migrate_v1(db, self._insert_snapshot)
                 if why is not None:
                     raise Refusal(why)
                 log.info("migrated store %s from format 1 to %d", self.path, FORMAT_VERSION)
@@ -390,7 +391,8 @@ class SqliteStore:
 
     def recover(self, registry: str) -> Recovered:
         try:
-            return self._recover(registry)
+            with trusted_values():  # what an older version kept may exceed today's caps
+                return self._recover(registry)
         except Damaged as damage:
             raise self._damaged(damage.what, damage.detail) from None
         except _DAMAGE as exc:

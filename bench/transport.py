@@ -419,9 +419,16 @@ class MiniOpsClient(RawClient):
     """The same blocking DEALER speaking opsreg's codec (diagnostic: opsreg's server
     without ``RegistryClient``'s I/O thread)."""
 
+    epoch = ""
+
     def send(self, method: str, args: tuple[Any, ...]) -> int:
+        if not self.epoch:
+            # The server refuses state-changing requests that name no incarnation.
+            self.sock.send(codec.encode_request(0, "", REGISTRY, "ping", ()))
+            pong = codec.decode_reply(self.sock.recv())
+            self.epoch = msgspec.msgpack.decode(bytes(pong.payload))
         req_id = next(self.ids)
-        self.sock.send(codec.encode_request(req_id, "", REGISTRY, method, args))
+        self.sock.send(codec.encode_request(req_id, self.epoch, REGISTRY, method, args))
         return req_id
 
     def recv(self, req_id: int) -> RawReply:

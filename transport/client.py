@@ -23,11 +23,16 @@ Failure rules (SPEC §7):
   replies or from its next pong, re-establishes watchers, ``wait_any`` and
   ``wait_for_advance`` with the same futures, and fails a ``wait_all`` with
   ``WaitCancelled``.
+  Its refusal, ``ServerRestarted(epoch)``, is definite (not executed), so the
+  client sends that call again, stamped with the epoch the refusal names,
+  while its caller is still waiting: a restart between two calls is invisible.
+* A state-changing request is never sent before the client knows an epoch:
+  it waits (within ``timeout``) for the first heartbeat answer, else raises
+  ``Unavailable`` having sent nothing.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import os
@@ -46,14 +51,13 @@ from actors.model import (
     OperationSpec,
     PersistedOpsSnapshot,
 )
-from transport import codec
+from transport import _direct, codec
 from transport._outbox import Outbox
-from transport.errors import TooLarge, Unavailable
+from transport.errors import ServerRestarted, TooLarge, Unavailable
 
 __all__ = ["RegistryClient"]
 
 _NOBLOCK: Final = int(zmq.NOBLOCK)
-_RCVTIMEO: Final = int(zmq.RCVTIMEO)
 _EVENTS: Final = int(zmq.EVENTS)
 _POLLIN: Final = int(zmq.POLLIN)
 
@@ -62,10 +66,22 @@ log = logging.getLogger(__name__)
 _SWEEP_EVERY: Final = 1.0
 #: ``WaitCancelled``'s field when the server gave up on this client while it held a barrier
 FORGOTTEN: Final = "the server gave up on this client (silent beyond its client_timeout)"
+#: times one call is sent again after a ``ServerRestarted`` refusal (restarts in a row)
+_MAX_RESENDS: Final = 3
 
 
 class _Pending:
-    __slots__ = ("accepted", "args", "final", "first", "method", "sent_at")
+    __slots__ = (
+        "accepted",
+        "args",
+        "born",
+        "final",
+        "first",
+        "method",
+        "resends",
+        "sent_at",
+        "stamp",
+    )
 
     def __init__(
         self,
@@ -80,6 +96,10 @@ class _Pending:
         self.final = final
         self.accepted = False
         self.sent_at = 0.0
+        self.born = time.monotonic()
+        self.resends = 0
+        #: the epoch the request was last sent with
+        self.stamp = ""
 
 
 class RegistryClient(RegistryCalls):
@@ -115,6 +135,12 @@ class RegistryClient(RegistryCalls):
         self._ids = itertools.count(1)
         self._epoch = ""
         self._pending: dict[int, _Pending] = {}
+        #: calls sent again after ``ServerRestarted``, stamped with the new epoch and not yet
+        #: answered; kept apart from ``_pending`` so that learning of that same restart from
+        #: a heartbeat does not fail them as ambiguous (they were sent to the new server)
+        self._resent: dict[int, _Pending] = {}
+        #: state-changing calls waiting for the first epoch (sent on the first heartbeat answer)
+        self._parked: list[_Pending] = []
         self._closed = False
         self.direct = direct
         self._curve = None
@@ -204,10 +230,7 @@ class RegistryClient(RegistryCalls):
         try:
             return first.get(timeout=self.timeout)
         except pykka.Timeout:
-            maybe = "; it may or may not have happened" if method in codec.MUTATING else ""
-            raise Unavailable(
-                f"no answer to {method} from {self.endpoint} within {self.timeout}s{maybe}"
-            ) from None
+            raise self._no_answer(method) from None
 
     def _direct_call(self, method: str, args: tuple[Any, ...]) -> Any:
         """A plain call on this thread's own socket: no hand-off to the I/O thread.
@@ -246,47 +269,56 @@ class RegistryClient(RegistryCalls):
         sock.close(linger=0)  # the client was closed during this call
 
     def _exchange(self, sock: zmq.Socket[bytes], method: str, args: tuple[Any, ...]) -> Any:
-        req_id = next(self._ids)
-        try:
-            frame = codec.encode_request(req_id, self._epoch, self.registry, method, args)
-        except (TypeError, ValueError) as exc:
-            raise InvalidArgument(f"{method}: cannot encode arguments: {exc}") from None
-        if len(frame) > self.max_frame:
-            raise TooLarge(len(frame), self.max_frame)
         deadline = time.monotonic() + self.timeout
-        try:
-            sock.send(frame, _NOBLOCK)
-        except zmq.Again:
-            # No connected peer to queue for (e.g. a refused CURVE handshake): wait for one.
-            if not sock.poll(max(1, int(self.timeout * 1000)), zmq.POLLOUT):
-                raise Unavailable(f"cannot reach {self.endpoint} to send {method}") from None
-            sock.send(frame, _NOBLOCK)
+        epoch = self._epoch
+        if not epoch and method in codec.MUTATING:
+            epoch = self._await_epoch(method, deadline)
+        resends = 0
         while True:
-            # A blocking recv bounded by RCVTIMEO: one call into libzmq per reply,
-            # where poll-then-recv builds a Poller each time.
-            remaining = deadline - time.monotonic()
-            data = None
-            if remaining > 0:
-                sock.set(_RCVTIMEO, max(1, int(remaining * 1000)))
-                with contextlib.suppress(zmq.Again):  # RCVTIMEO expired
-                    data = sock.recv()
-            if data is None:
-                maybe = "; it may or may not have happened" if method in codec.MUTATING else ""
-                raise Unavailable(
-                    f"no answer to {method} from {self.endpoint} within {self.timeout}s{maybe}"
-                )
-            try:
-                reply = codec.decode_reply(data)
-            except Exception:
-                continue  # unreadable: keep waiting for ours
-            if reply.req_id != req_id:
-                continue  # the answer to an earlier call that gave up waiting
+            req_id = next(self._ids)
+            frame = self._request_frame(req_id, epoch, method, args)
+            if not _direct.send(sock, frame, self.timeout):
+                raise Unavailable(f"cannot reach {self.endpoint} to send {method}")
+            reply = _direct.await_reply(sock, req_id, deadline)
+            if reply is None:
+                raise self._no_answer(method)
             if reply.status == codec.OK:
                 return codec.decode_value(method, reply.payload)
             error = codec.decode_error(reply.payload)
             if isinstance(error, Unavailable):
                 self._outbox.put(("ping",))  # learn the new server's epoch at once
+            if (
+                isinstance(error, ServerRestarted)
+                and _resendable(error, epoch)
+                and resends < _MAX_RESENDS
+                and time.monotonic() < deadline
+            ):
+                # Refused unexecuted by the incarnation it names: send it there again.
+                epoch = error.epoch
+                resends += 1
+                continue
             raise error
+
+    def _await_epoch(self, method: str, deadline: float) -> str:
+        """The first epoch, waited for: a state-changing request must name an incarnation."""
+        if self.connected.wait(max(0.0, deadline - time.monotonic())) and self._epoch:
+            return self._epoch
+        raise self._not_sent(method)
+
+    def _request_frame(self, req_id: int, epoch: str, method: str, args: tuple[Any, ...]) -> bytes:
+        try:
+            frame = codec.encode_request(req_id, epoch, self.registry, method, args)
+        except (TypeError, ValueError, NotImplementedError) as exc:
+            raise InvalidArgument(f"{method}: cannot encode arguments: {exc}") from None
+        if len(frame) > self.max_frame:
+            raise TooLarge(len(frame), self.max_frame)
+        return frame
+
+    def _no_answer(self, method: str) -> Unavailable:
+        maybe = "; it may or may not have happened" if method in codec.MUTATING else ""
+        return Unavailable(
+            f"no answer to {method} from {self.endpoint} within {self.timeout}s{maybe}"
+        )
 
     # --- the I/O thread -----------------------------------------------------------------------------
 
@@ -348,17 +380,25 @@ class RegistryClient(RegistryCalls):
         if encoded is not None:
             self._send_batch([encoded])
 
-    def _encode(self, p: _Pending) -> tuple[int, _Pending, bytes] | None:
-        """The request's frame, or None when it cannot be sent (its future is failed)."""
+    def _encode(self, p: _Pending, epoch: str | None = None) -> tuple[int, _Pending, bytes] | None:
+        """The request's frame, or None when it cannot be sent now (parked, or failed)."""
+        if epoch is None:
+            epoch = self._epoch
+            # Parked until the first heartbeat answer names an epoch; once one request is
+            # parked, those after it queue behind it so a pipeline keeps its order.
+            if self._parked or (not epoch and p.method in codec.MUTATING):
+                self._parked.append(p)
+                return None
         req_id = next(self._ids)
         try:
-            frame = codec.encode_request(req_id, self._epoch, self.registry, p.method, p.args)
-        except (TypeError, ValueError) as exc:
+            frame = codec.encode_request(req_id, epoch, self.registry, p.method, p.args)
+        except (TypeError, ValueError, NotImplementedError) as exc:
             self._settle(p, InvalidArgument(f"{p.method}: cannot encode arguments: {exc}"), True)
             return None
         if len(frame) > self.max_frame:
             self._settle(p, TooLarge(len(frame), self.max_frame), True)
             return None
+        p.stamp = epoch
         return req_id, p, frame
 
     def _send_batch(self, batch: list[tuple[int, _Pending, bytes]]) -> None:
@@ -407,10 +447,16 @@ class RegistryClient(RegistryCalls):
     def _on_reply(self, reply: codec.Reply) -> None:
         if reply.status == codec.PONG:
             self._on_pong(reply)
+            if self._parked and self._epoch:
+                self._send_parked()
             return
         p = self._pending.get(reply.req_id)
         if p is None:
-            return
+            p = self._resent.pop(reply.req_id, None)
+            if p is None:
+                return
+            # Answered by the incarnation it was re-sent to: an ordinary request from here.
+            self._pending[reply.req_id] = p
         if reply.status == codec.ACCEPTED:
             p.accepted = True
             if p.final is None:
@@ -433,7 +479,50 @@ class RegistryClient(RegistryCalls):
             if isinstance(error, Unavailable):
                 # The server we addressed is gone; learn the new one at once.
                 self._send_frame(codec.encode_request(0, self._epoch, self.registry, "ping", ()))
+            if isinstance(error, ServerRestarted) and self._resend(p, error):
+                return
             self._settle(p, error, True)
+
+    def _resend(self, p: _Pending, refusal: ServerRestarted) -> bool:
+        """Send ``p`` again to the incarnation that refused it unexecuted, while its caller
+        still waits; False when it should fail instead."""
+        if (
+            p.accepted
+            or p.resends >= _MAX_RESENDS
+            or not _resendable(refusal, p.stamp)
+            or time.monotonic() - p.born >= self.timeout
+        ):
+            return False
+        encoded = self._encode(p, refusal.epoch)
+        if encoded is None:
+            return True  # failed with its encoding error
+        req_id, _, frame = encoded
+        p.resends += 1
+        p.sent_at = time.monotonic()
+        self._resent[req_id] = p
+        if not self._send_frame(frame):
+            del self._resent[req_id]
+            self._settle(p, Unavailable("client send queue is full"), True)
+        return True
+
+    def _send_parked(self) -> None:
+        parked, self._parked = self._parked, []
+        batch: list[tuple[int, _Pending, bytes]] = []
+        size = 0
+        stale = time.monotonic() - self.timeout
+        for p in parked:
+            if p.born < stale:  # its caller has given up: it must not run unseen
+                self._settle(p, self._not_sent(p.method), True)
+                continue
+            encoded = self._encode(p)
+            if encoded is None:
+                continue
+            if batch and (len(batch) >= codec.MAX_BATCH or size + len(encoded[2]) > self.max_frame):
+                self._send_batch(batch)
+                batch, size = [], 0
+            batch.append(encoded)
+            size += len(encoded[2])
+        self._send_batch(batch)
 
     def _settle(self, p: _Pending, value: Any, is_error: bool) -> None:
         # A wait re-established after a server restart has no first future: whatever
@@ -511,14 +600,28 @@ class RegistryClient(RegistryCalls):
     def _sweep(self, now: float) -> None:
         """Forget requests nobody can still be waiting for (their caller timed out)."""
         horizon = now - 2 * self.timeout
-        for req_id, p in list(self._pending.items()):
-            if not p.accepted and p.sent_at < horizon:
-                del self._pending[req_id]
-                self._settle(p, Unavailable(f"no answer to {p.method}"), True)
+        for table in (self._pending, self._resent):
+            for req_id, p in list(table.items()):
+                if not p.accepted and p.sent_at < horizon:
+                    del table[req_id]
+                    self._settle(p, Unavailable(f"no answer to {p.method}"), True)
+        if self._parked:
+            waiting = now - self.timeout
+            expired = [p for p in self._parked if p.born < waiting]
+            self._parked = [p for p in self._parked if p.born >= waiting]
+            for p in expired:
+                self._settle(p, self._not_sent(p.method), True)
+
+    def _not_sent(self, method: str) -> Unavailable:
+        return Unavailable(
+            f"no server answered at {self.endpoint} within {self.timeout}s; {method} was not sent"
+        )
 
     def _fail_all(self, error: OpsLifecycleError) -> None:
         pending, self._pending = self._pending, {}
-        for p in pending.values():
+        resent, self._resent = self._resent, {}
+        parked, self._parked = self._parked, []
+        for p in [*pending.values(), *resent.values(), *parked]:
             self._settle(p, error, True)
         for item in self._outbox.drain():
             if item[0] == "send":
@@ -542,3 +645,8 @@ class RegistryClient(RegistryCalls):
 
     def capture_persistence_snapshot(self) -> PersistedOpsSnapshot:
         return self._call("capture_persistence_snapshot")  # type: ignore[no-any-return]
+
+
+def _resendable(refusal: ServerRestarted, sent_with: str) -> bool:
+    """A refusal naming another incarnation than the one the request named: re-send there."""
+    return bool(refusal.epoch) and refusal.epoch != sent_with

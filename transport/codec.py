@@ -9,13 +9,16 @@ Reply    ``[VERSION, req_id, status, payload]``
 Batches  ``[VERSION, [request, ...]]`` and ``[VERSION, [reply, ...]]``: a pipelining
          client packs the requests it has queued into one frame, and the server
          answers the requests of a batch in batches (one frame per client per
-         pass). A frame is a batch when it is a 2-element array (first byte
-         ``0x92``); a single request or reply is a 6- or 4-element one.
+         pass). A frame is a batch when it is a 2-element array; a single
+         request or reply is a 6- or 4-element one. The count is read from the
+         array header in any of its msgpack forms (fixarray, array16, array32),
+         so any valid encoder may write it.
 Feed     topic ``registry + b"\\0"`` then ``[VERSION, kind, watermark, dropped_through, entries]``
 
 ``server_epoch`` is the id of the server incarnation the client believes it is
-talking to; a server started since answers ``Unavailable`` instead of acting on a
-request meant for its predecessor (so nothing is ever retried silently).
+talking to; a server answers a state-changing request that names another
+incarnation (or none, ``""``) with ``ServerRestarted(its epoch)`` instead of
+acting on it: a definite "not executed", which the client may re-send.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from actors.model import (
     CompletionEntry,
     DiagnosticSnapshot,
     OperationId,
+    OperationKind,
     OperationLifecycleSnapshot,
     OperationPeerHandle,
     OperationProgressUpdate,
@@ -58,6 +62,7 @@ from actors.model import (
     WaitAllResult,
     _dec_hook,
     _enc_hook,
+    trusted_values,
 )
 from transport.errors import Busy, FeedCursorAhead, FeedGap, ServerRestarted, TooLarge, Unavailable
 
@@ -67,12 +72,14 @@ __all__ = [
     "MAX_BATCH",
     "METHODS",
     "MUTATING",
+    "OPTIONAL_TAIL",
     "VERSION",
     "FeedMessage",
     "Reply",
     "ReplyBatch",
     "Request",
     "RequestBatch",
+    "array_length",
     "decode_args",
     "decode_error",
     "decode_feed",
@@ -86,6 +93,7 @@ __all__ = [
     "encode_reply",
     "encode_reply_batch",
     "encode_request",
+    "is_batch",
     "join_requests",
 ]
 
@@ -98,8 +106,11 @@ ACCEPTED: Final = 2  # a future was registered; its value follows in a second re
 PONG: Final = 3  # payload: the server's epoch, or [epoch, False] once to a forgotten client
 
 Ids = list[OperationId]
+#: ``(display_name, id)`` of the last operation of the previous page
+PageKey = tuple[str, OperationId]
 
-#: method -> (argument types, reply type). Optional trailing arguments may be omitted.
+#: method -> (argument types, reply type). Trailing arguments counted in ``OPTIONAL_TAIL``
+#: may be omitted (they arrive as None), so callers written before they existed still work.
 METHODS: Final[dict[str, tuple[tuple[Any, ...], Any]]] = {
     "register_operation": ((OperationSpec,), None),
     "provisioning_succeeded": ((OperationId,), None),
@@ -114,17 +125,34 @@ METHODS: Final[dict[str, tuple[tuple[Any, ...], Any]]] = {
     "request_retire": ((OperationId,), None),
     "mark_retired": ((OperationId,), None),
     "snapshot": ((OperationId,), OperationLifecycleSnapshot | None),
-    "list_operations": ((), list[OperationLifecycleSnapshot]),
+    "list_operations": (
+        (
+            str | None,
+            OperationStatus | None,
+            OperationKind | None,
+            int | None,
+            PageKey | None,
+        ),
+        list[OperationLifecycleSnapshot],
+    ),
     "terminate_owner": ((str,), None),
     "collect_completed": ((), list[tuple[OperationId, Outcome]]),
     "wait_all": ((str, Ids), WaitAllResult),
     "cancel_wait_all": ((), bool),
     "wait_any": ((Ids,), tuple[OperationId, Outcome]),
-    "list_since": ((int,), CompletionBatch),
+    "list_since": ((int, int | None), CompletionBatch),
     "watermark": ((), int),
     "wait_for_advance": ((int,), int),
     "capture_persistence_snapshot": ((), PersistedOpsSnapshot),
     "diagnostic_snapshot": ((), DiagnosticSnapshot),
+}
+
+#: method -> how many of its trailing arguments may be omitted.
+OPTIONAL_TAIL: Final[dict[str, int]] = {
+    "abort_provisioning": 1,
+    "cancel_operation": 1,
+    "list_operations": 5,
+    "list_since": 1,
 }
 
 #: Methods whose answer is a future: ``ACCEPTED`` first, the value later.
@@ -187,7 +215,8 @@ class ReplyBatch(msgspec.Struct, array_like=True):
     replies: list[Reply]
 
 
-#: The first byte of every batch frame (a msgpack fixarray of 2 elements).
+#: The first byte a batch frame has when written as a fixarray (as this codec does);
+#: recognise batches with :func:`is_batch`, which also reads array16/array32 headers.
 BATCH: Final = 0x92
 #: Requests per batch frame a client sends at most (the frame limit applies too).
 MAX_BATCH: Final = 256
@@ -204,12 +233,19 @@ def _arg_decoder(types: tuple[Any, ...]) -> msgspec.msgpack.Decoder[Any]:
 
 
 _ARG_DECODERS: Final = {m: _arg_decoder(t) for m, (t, _) in METHODS.items()}
+#: method -> {argument count: decoder} for the shortened forms ``OPTIONAL_TAIL`` allows
+_SHORT_DECODERS: Final = {
+    m: {
+        n: _arg_decoder(METHODS[m][0][:n])
+        for n in range(len(METHODS[m][0]) - k, len(METHODS[m][0]))
+    }
+    for m, k in OPTIONAL_TAIL.items()
+}
 _VALUE_DECODERS: Final = {
     m: msgspec.msgpack.Decoder(r if r is not None else None, dec_hook=_dec_hook)
     for m, (_, r) in METHODS.items()
 }
 _ARITY: Final = {m: len(t) for m, (t, _) in METHODS.items()}
-_OPTIONAL_TAIL: Final = {"abort_provisioning", "cancel_operation"}
 
 
 # --- requests --------------------------------------------------------------------------------
@@ -269,9 +305,37 @@ def join_requests(frames: list[bytes]) -> bytes:
     return bytes((BATCH, VERSION)) + _array_header(len(frames)) + b"".join(frames)
 
 
+def array_length(data: bytes) -> int | None:
+    """The element count of the msgpack array ``data`` starts with; None if it is no array."""
+    if not data:
+        return None
+    head = data[0]
+    if head & 0xF0 == 0x90:
+        return head & 0x0F
+    if head == 0xDC and len(data) >= 3:
+        return int.from_bytes(data[1:3], "big")
+    if head == 0xDD and len(data) >= 5:
+        return int.from_bytes(data[1:5], "big")
+    return None
+
+
+#: array16 and array32 headers (a fixarray is 0x90-0x9f)
+_WIDE_ARRAYS: Final = (0xDC, 0xDD)
+
+
+def is_batch(frame: bytes) -> bool:
+    """A batch frame is a 2-element array (a single request has 6, a reply 4)."""
+    if not frame:
+        return False
+    head = frame[0]
+    return head == BATCH or (head in _WIDE_ARRAYS and array_length(frame) == 2)
+
+
 def decode_requests(frame: bytes) -> list[Request]:
     """A single request or a batch; raises ``InvalidArgument`` when it is malformed."""
-    if not frame or frame[0] != BATCH:
+    # is_batch, inlined: this runs for every frame the server reads.
+    head = frame[0] if frame else 0
+    if head != BATCH and (head not in _WIDE_ARRAYS or array_length(frame) != 2):
         return [decode_request(frame)]
     try:
         batch = _request_batch_decoder.decode(frame)
@@ -289,18 +353,18 @@ def decode_args(method: str, raw: msgspec.Raw) -> tuple[Any, ...]:
     if decoder is None:
         raise InvalidArgument(f"unknown method {method[:64]!r}")
     data = bytes(raw)
-    if method in _OPTIONAL_TAIL:
-        # ``reason`` may be omitted: pad to the full arity before validating.
-        try:
-            loose = msgspec.msgpack.decode(data)
-        except msgspec.DecodeError as exc:
-            raise InvalidArgument(f"{method}: malformed arguments: {exc}") from None
-        if isinstance(loose, list) and len(loose) == _ARITY[method] - 1:
-            data = _encoder.encode([*loose, None])
+    short = _SHORT_DECODERS.get(method)
     try:
-        return tuple(decoder.decode(data))
+        if short is None:
+            return tuple(decoder.decode(data))
+        # Omitted optional trailing arguments arrive as None (read off the array header).
+        count = array_length(data)
+        if count is None or count not in short:
+            return tuple(decoder.decode(data))
+        args = tuple(short[count].decode(data))
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise InvalidArgument(f"{method}: {exc}") from None
+    return args + (None,) * (_ARITY[method] - len(args))
 
 
 # --- replies ---------------------------------------------------------------------------------
@@ -321,13 +385,20 @@ def decode_reply(frame: bytes) -> Reply:
 
 def decode_replies(frame: bytes) -> list[Reply]:
     """A single reply or a batch of them."""
-    if frame and frame[0] == BATCH:
-        return _reply_batch_decoder.decode(frame).replies
-    return [_reply_decoder.decode(frame)]
+    head = frame[0] if frame else 0  # is_batch, inlined: this runs for every reply
+    if head != BATCH and (head not in _WIDE_ARRAYS or array_length(frame) != 2):
+        return [_reply_decoder.decode(frame)]
+    return _reply_batch_decoder.decode(frame).replies
 
 
 def decode_value(method: str, raw: msgspec.Raw) -> Any:
-    value = _VALUE_DECODERS[method].decode(bytes(raw))
+    data = bytes(raw)
+    try:
+        value = _VALUE_DECODERS[method].decode(data)
+    except msgspec.ValidationError:
+        # The server may hold text over today's caps (kept by an older version): read it.
+        with trusted_values():
+            value = _VALUE_DECODERS[method].decode(data)
     if isinstance(value, list) and method == "collect_completed":
         return [tuple(pair) for pair in value]
     return value
@@ -400,4 +471,8 @@ def encode_feed(
 
 
 def decode_feed(frame: bytes) -> FeedMessage:
-    return _feed_decoder.decode(frame)
+    try:
+        return _feed_decoder.decode(frame)
+    except msgspec.ValidationError:
+        with trusted_values():  # as in decode_value
+            return _feed_decoder.decode(frame)

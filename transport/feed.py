@@ -8,6 +8,17 @@ heartbeat's watermark is ahead of the cursor, or nothing arrives for a while
 — it repairs from ``list_since``. PUB drops silently at its high-water mark;
 the repair turns that into zero lost entries. Only when the registry no
 longer holds the missing entries does it raise :class:`FeedGap`.
+
+A repair reads ``list_since`` page by page (each reply is bounded) until it
+reaches the watermark the registry reported. A cursor *ahead* of the
+registry's watermark can never be satisfied (the store behind the registry
+lost entries this subscriber already had, or it is another registry), so it
+raises :class:`FeedCursorAhead` instead of waiting forever. Only
+``list_since`` decides that, and only when two answers in a row agree (the
+registry publishes an entry after its watermark has moved, so an answer read
+after an entry arrived is never behind it); a heartbeat behind the cursor —
+normal for a server that has just restarted and has not published yet —
+merely asks for that check after ``_BEHIND_BEATS`` heartbeats in a row.
 """
 
 from __future__ import annotations
@@ -17,18 +28,23 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, Final
 
 import zmq
 
 from actors.model import CompletionEntry
 from transport import codec
 from transport.client import RegistryClient
-from transport.errors import FeedGap, Unavailable
+from transport.errors import FeedCursorAhead, FeedGap, Unavailable
 
 __all__ = ["FeedSubscriber"]
 
 log = logging.getLogger(__name__)
+
+#: entries one ``list_since`` reply of a repair holds at most
+_REPAIR_PAGE: Final = 1024
+#: heartbeats in a row with a watermark behind the cursor before ``list_since`` is asked
+_BEHIND_BEATS: Final = 3
 
 
 class FeedSubscriber:
@@ -82,6 +98,7 @@ class FeedSubscriber:
             context=context,
         )
         self._needs_catch_up = True
+        self._behind_beats = 0
         self._last_heard = time.monotonic()
         self._closed = False
 
@@ -142,6 +159,13 @@ class FeedSubscriber:
             if msg.kind == "heartbeat":
                 if msg.watermark > self.cursor:
                     self._needs_catch_up = True
+                if msg.watermark < self.cursor:
+                    self._behind_beats += 1
+                    if self._behind_beats >= _BEHIND_BEATS:
+                        self._behind_beats = 0
+                        self._needs_catch_up = True  # the repair asks list_since
+                else:
+                    self._behind_beats = 0
                 continue
             for entry in msg.entries:
                 self._offer(entry)
@@ -166,19 +190,29 @@ class FeedSubscriber:
         self.cursor = entry.seq
 
     def _repair(self) -> None:
-        after = self.cursor
+        """Read ``list_since`` page by page up to the watermark it reports."""
         try:
-            batch = self._client.list_since(after)
+            while True:
+                after = self.cursor
+                batch = self._client.list_since(after, _REPAIR_PAGE)
+                if batch.dropped_through > after:
+                    raise FeedGap(after, batch.dropped_through, batch.watermark)
+                if batch.watermark < after:
+                    # Confirm with a second answer before calling the cursor impossible.
+                    again = self._client.list_since(after, 1)
+                    if again.watermark < after:
+                        raise FeedCursorAhead(after, again.watermark)
+                    continue
+                for entry in batch.entries:
+                    if entry.seq == self.cursor + 1:
+                        self._push(entry)
+                if self.cursor >= batch.watermark or self.cursor == after:
+                    break
         except Unavailable as exc:
             log.info("feed repair deferred: %s", exc)
             return
-        if batch.dropped_through > after:
-            raise FeedGap(after, batch.dropped_through, batch.watermark)
         self.repairs += 1
         self._needs_catch_up = False
-        for entry in batch.entries:
-            if entry.seq == self.cursor + 1:
-                self._push(entry)
 
     def close(self) -> None:
         if not self._closed:

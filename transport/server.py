@@ -52,7 +52,7 @@ from transport.admission import (
     raise_fd_limit,
 )
 from transport.budgets import ReplyQueues, publish
-from transport.errors import Busy, TooLarge, Unavailable
+from transport.errors import Busy, ServerRestarted, TooLarge
 from transport.liveness import FORGOTTEN_WAIT, LEASE_REASON, Client, Liveness
 from transport.logsetup import RefusalLog
 from transport.metrics import ServerMetrics
@@ -439,7 +439,7 @@ class RegistryServer:
             self.stats["malformed"] += 1
             self._reply_error(router, identity, 0, exc)
             return
-        batched = frame[0] == codec.BATCH
+        batched = codec.is_batch(frame)
         too_large = len(frame) > self.config.max_frame
         for req in reqs:
             self._accept_one(
@@ -470,15 +470,8 @@ class RegistryServer:
                 codec.encode_reply(req.req_id, codec.PONG, self.liveness.pong(client, self.epoch)),
             )
             return
-        if req.method in codec.MUTATING and req.server_epoch not in ("", self.epoch):
-            self._reply_error(
-                router,
-                identity,
-                req.req_id,
-                Unavailable(
-                    "the server restarted before this request arrived; it was not executed"
-                ),
-            )
+        if req.method in codec.MUTATING and req.server_epoch != self.epoch:
+            self._reply_error(router, identity, req.req_id, ServerRestarted(self.epoch))
             return
         if req.method in ADMIN_METHODS and not may_administer(self._admins, self._frame):
             self._reply_error(router, identity, req.req_id, PermissionDenied(req.method))

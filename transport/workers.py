@@ -39,6 +39,7 @@ import pykka
 from actors.errors import InvalidTransition, OpsLifecycleError
 from actors.futures import OpsFuture
 from actors.model import (
+    MAX_ERROR_BYTES,
     Cancelled,
     Failed,
     OperationId,
@@ -49,6 +50,7 @@ from actors.model import (
     OperationSpec,
     Outcome,
     Terminated,
+    clip_text,
 )
 from transport._outbox import Outbox
 from transport.client import RegistryClient
@@ -431,6 +433,9 @@ class WorkerPool:
             self._settle(handle, None, value=cloudpickle.loads(blob))
         elif kind == "error":
             _, _, summary, trace = msg
+            # Within the registry's cap: the summary's start, then the trace's innermost end.
+            summary = summary.encode()[:4096].decode(errors="ignore")
+            trace = clip_text(trace, MAX_ERROR_BYTES - len(summary.encode()) - 1)
             self._fail(handle, f"{summary}\n{trace}".rstrip())
         else:  # "cancelled" or "skipped": the registry already holds the outcome
             self._settle_from_registry(handle)

@@ -97,9 +97,10 @@ def test_random_frames_are_refused_and_change_nothing(live, frame: bytes) -> Non
 @SETTINGS
 @given(method=st.sampled_from(METHODS), args=st.lists(values, max_size=4))
 def test_wrong_types_and_extreme_values_are_typed_errors(live, method: str, args: list) -> None:  # type: ignore[no-untyped-def, type-arg]
-    _, cli, sock = live
+    server, cli, sock = live
     before = _state(cli)
-    frame = msgspec.msgpack.encode([codec.VERSION, 1, "", "default", method, args])
+    # Stamped with the live server's epoch, so state-changing methods reach validation.
+    frame = msgspec.msgpack.encode([codec.VERSION, 1, server.epoch, "default", method, args])
     sock.send(frame)
     reply = codec.decode_reply(sock.recv())
     if reply.status == codec.ERROR:
@@ -133,13 +134,27 @@ def test_huge_payload_and_control_characters(live) -> None:  # type: ignore[no-u
     _refused(
         sock,
         msgspec.msgpack.encode(
-            [codec.VERSION, 4, "", "default", "peer_ready", [op, ["bad\x07name", "p", "a"]]]
+            [
+                codec.VERSION,
+                4,
+                server.epoch,
+                "default",
+                "peer_ready",
+                [op, ["bad\x07name", "p", "a"]],
+            ]
         ),
     )
     _refused(
         sock,
         msgspec.msgpack.encode(
-            [codec.VERSION, 5, "", "default", "report_progress", [op, ["m", float("nan")]]]
+            [
+                codec.VERSION,
+                5,
+                server.epoch,
+                "default",
+                "report_progress",
+                [op, ["m", float("nan")]],
+            ]
         ),
     )
     assert _state(cli) == before

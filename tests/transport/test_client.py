@@ -142,7 +142,8 @@ def test_registries_are_separate(server: RegistryServer) -> None:
 
 def test_unreachable_server_is_a_clear_error() -> None:
     with RegistryClient("tcp://127.0.0.1:9", timeout=0.5) as cli:
-        with pytest.raises(Unavailable, match="may or may not have happened"):
+        # Never sent: no server has named an incarnation yet (so it cannot run later).
+        with pytest.raises(Unavailable, match="register_operation was not sent"):
             cli.register_operation(background_spec("x"))
         with pytest.raises(Unavailable, match="no answer to watermark"):
             cli.watermark()

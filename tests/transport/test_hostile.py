@@ -19,6 +19,7 @@ from transport import (
     RegistryClient,
     RegistryServer,
     ServerConfig,
+    ServerRestarted,
     TooLarge,
     Unavailable,
     codec,
@@ -44,23 +45,27 @@ def _reply(sock: zmq.Socket[bytes]) -> tuple[int, int, object]:
     return reply.req_id, reply.status, reply.payload
 
 
-FRAMES = [
-    b"",
-    b"\x00",
-    os.urandom(64),
-    b"\xc1",  # a msgpack byte that is never valid
-    msgspec.msgpack.encode([1, 7]),  # truncated envelope
-    msgspec.msgpack.encode([99, 7, "", "default", "watermark", []]),  # future version
-    msgspec.msgpack.encode([1, 7, "", "default", "no_such_method", []]),
-    msgspec.msgpack.encode([1, 7, "", "default", "complete_operation", [1, 2, 3]]),
-    msgspec.msgpack.encode([1, 7, "", "default", "report_progress", ["x", {"percent": "NaN"}]]),
-    msgspec.msgpack.encode([1, 7, "", "default", "list_since", [-1]]),
-    msgspec.msgpack.encode([1, 7, "", "default", "list_since", ["ten"]]),
-    msgspec.msgpack.encode([1, 7, "", "bad registry!", "watermark", []]),
-    msgspec.msgpack.encode([1, 7, "", "default", "register_operation", [{"id": "x"}]]),
-    # A pickle: the server must treat it as bytes it cannot read, never load it.
-    b"\x80\x04\x95\x15\x00\x00\x00\x00\x00\x00\x00\x8c\x05posix\x94\x8c\x06system\x94\x93\x94.",
-]
+def _frames(epoch: str) -> list[bytes]:
+    """Malformed frames; state-changing ones name the live server (else it refuses on that)."""
+    return [
+        b"",
+        b"\x00",
+        os.urandom(64),
+        b"\xc1",  # a msgpack byte that is never valid
+        msgspec.msgpack.encode([1, 7]),  # truncated envelope
+        msgspec.msgpack.encode([99, 7, "", "default", "watermark", []]),  # future version
+        msgspec.msgpack.encode([1, 7, "", "default", "no_such_method", []]),
+        msgspec.msgpack.encode([1, 7, epoch, "default", "complete_operation", [1, 2, 3]]),
+        msgspec.msgpack.encode(
+            [1, 7, epoch, "default", "report_progress", ["x", {"percent": "NaN"}]]
+        ),
+        msgspec.msgpack.encode([1, 7, "", "default", "list_since", [-1]]),
+        msgspec.msgpack.encode([1, 7, "", "default", "list_since", ["ten"]]),
+        msgspec.msgpack.encode([1, 7, "", "bad registry!", "watermark", []]),
+        msgspec.msgpack.encode([1, 7, epoch, "default", "register_operation", [{"id": "x"}]]),
+        # A pickle: the server must treat it as bytes it cannot read, never load it.
+        b"\x80\x04\x95\x15\x00\x00\x00\x00\x00\x00\x00\x8c\x05posix\x94\x8c\x06system\x94\x93\x94.",
+    ]
 
 
 def test_malformed_frames_get_error_replies_and_change_nothing(server: RegistryServer) -> None:
@@ -71,7 +76,7 @@ def test_malformed_frames_get_error_replies_and_change_nothing(server: RegistryS
         before = _state(cli)
         sock = _raw_dealer(server.endpoint)
         try:
-            for frame in FRAMES:
+            for frame in _frames(server.epoch):
                 sock.send(frame)
                 _req_id, status, payload = _reply(sock)
                 assert status == codec.ERROR, frame
@@ -129,16 +134,21 @@ def test_flood_beyond_the_in_flight_limit_gets_busy_and_the_server_stays_up(
         assert calm.watermark() == 0
 
 
-def test_requests_for_a_previous_server_are_not_executed(server: RegistryServer) -> None:
+@pytest.mark.parametrize("stamp", ["some-older-epoch", ""], ids=["older", "none"])
+def test_requests_for_a_previous_server_are_not_executed(
+    server: RegistryServer, stamp: str
+) -> None:
     sock = _raw_dealer(server.endpoint)
     try:
         spec = background_spec("stale")
-        sock.send(
-            codec.encode_request(9, "some-older-epoch", "default", "register_operation", (spec,))
-        )
+        sock.send(codec.encode_request(9, stamp, "default", "register_operation", (spec,)))
         req_id, status, payload = _reply(sock)
         assert (req_id, status) == (9, codec.ERROR)
-        assert isinstance(codec.decode_error(payload), Unavailable)  # type: ignore[arg-type]
+        error = codec.decode_error(payload)  # type: ignore[arg-type]
+        # A definite refusal naming the incarnation to send it to.
+        assert isinstance(error, ServerRestarted) and isinstance(error, Unavailable)
+        assert error.epoch == server.epoch
+        assert "it was not executed" in str(error)
     finally:
         sock.close()
     with RegistryClient(server.endpoint, timeout=10) as cli:
@@ -247,11 +257,13 @@ def test_batch_frames_answer_each_request_and_bad_batches_change_nothing(
         sock.send(
             codec.join_requests(
                 [
-                    codec.encode_request(1, "", "default", "register_operation", (spec,)),
+                    codec.encode_request(1, server.epoch, "default", "register_operation", (spec,)),
                     codec.encode_request(2, "", "default", "list_since", (-1,)),
-                    codec.encode_request(3, "", "default", "register_operation", (spec,)),
+                    codec.encode_request(3, server.epoch, "default", "register_operation", (spec,)),
                     codec.encode_request(4, "", "default", "no_such_method", ()),
-                    codec.encode_request(5, "", "default", "provisioning_succeeded", (spec.id,)),
+                    codec.encode_request(
+                        5, server.epoch, "default", "provisioning_succeeded", (spec.id,)
+                    ),
                 ]
             )
         )
