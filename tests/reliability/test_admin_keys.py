@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import pytest
 import zmq
 import zmq.auth
@@ -118,7 +119,13 @@ def test_only_admin_keys_may_terminate_owner(keys: Keys, server: ServerProcess) 
 
 
 def _ask(sock: zmq.Socket[bytes], method: str, *args: object) -> codec.Reply:
-    sock.send(codec.encode_request(1, "", "default", method, args))
+    # A state-changing request must name the server's incarnation: learn it from a ping.
+    sock.send(codec.encode_request(0, "", "default", "ping", ()))
+    assert sock.poll(10_000), "no answer to ping"
+    pong = codec.decode_reply(sock.recv())
+    epoch = msgspec.msgpack.decode(bytes(pong.payload))
+    epoch = epoch if isinstance(epoch, str) else epoch[0]
+    sock.send(codec.encode_request(1, epoch, "default", method, args))
     assert sock.poll(10_000), f"no answer to {method}"
     return codec.decode_reply(sock.recv())
 
