@@ -53,6 +53,8 @@ class ServerProcess:
         self.proc: subprocess.Popen[str] | None = None
         #: every line the server wrote to stderr, across restarts
         self.log: list[str] = []
+        #: the ready line of the last start
+        self.banner = ""
 
     def start(self) -> ServerProcess:
         cmd = [
@@ -77,6 +79,7 @@ class ServerProcess:
         if match is None:
             err = self.proc.stderr.read() if self.proc.stderr else ""
             raise RuntimeError(f"server did not start: {line!r} {err!r}")
+        self.banner = line
         # Keep the same ports on restart.
         self.endpoint, self.feed_endpoint = match.group(1), match.group(2)
         for stream, into in ((self.proc.stdout, []), (self.proc.stderr, self.log)):
