@@ -659,10 +659,12 @@ class RegistryServer:
                     reg._ref.tell(Call("release_leases", (identity, LEASE_REASON), None))
         if client.held or client.asked_waits or client.leased_in:
             self.liveness.remember(identity)
-            log.info(
-                "client %s went silent; cancelled its %d wait(s), released its leases in %d "
-                "registr(ies)",
-                identity.hex(),
-                sum(len(fs) for fs in by_registry.values()),
-                len(client.leased_in),
-            )
+        log.info(
+            "client %s forgotten (silent for %.1fs); cancelled its %d wait(s), released its "
+            "leases in %d registr(ies)",
+            identity.hex(),
+            self.config.client_timeout,
+            sum(len(fs) for fs in by_registry.values()),
+            len(client.leased_in),
+            extra={"event": "client_forgotten"},
+        )
