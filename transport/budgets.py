@@ -118,6 +118,19 @@ class ReplyQueues:
         self.bytes[identity] = held + size
         self.total += size
 
+    def discard(self, identity: bytes) -> int:
+        """Drop what is held for a client the server forgot; returns the bytes let go.
+
+        A peer that stays connected but never reads again would otherwise keep its
+        backlog (and the I/O loop's quick retries) for as long as the connection lives.
+        """
+        queued = self.backlog.pop(identity, None)
+        if queued is None:
+            return 0
+        held = self.bytes.pop(identity)
+        self.total -= held
+        return held
+
     def flush(self) -> None:
         """Retry every backlog, oldest frame first, until its peer pushes back again."""
         send = self.router.send

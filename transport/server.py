@@ -646,6 +646,8 @@ class RegistryServer:
         before it is answered.
         """
         del self.clients[identity]
+        if self._replies is not None:
+            self._replies.discard(identity)
         by_registry: dict[str, list[OpsFuture[Any]]] = {}
         for registry, future in client.held.values():
             if not future.done():

@@ -425,3 +425,42 @@ def test_an_idle_durable_registry_with_operations_in_flight_stays_open(tmp_path:
             assert busy.snapshot(spec.id).status.value == "completed"
     finally:
         logger.removeHandler(closed)
+
+
+@pytest.mark.timeout(60)
+def test_a_forgotten_client_that_never_reads_lets_go_of_its_held_replies(
+    tmp_path: Path,
+) -> None:
+    """Without this, a connected peer that stopped reading kept its reply backlog (and the
+    I/O loop's 2 ms retries) for as long as its connection lived."""
+    with RegistryServer(
+        endpoint="tcp://127.0.0.1:0",
+        feed_endpoint="tcp://127.0.0.1:0",
+        data_dir=None,
+        heartbeat_interval=0.05,
+        client_timeout=0.5,
+    ) as server:
+        with RegistryClient(server.endpoint, timeout=30) as cli:
+            futures = [
+                cli.submit("register_operation", background_spec(f"{i:05d}" + "n" * 1000))
+                for i in range(600)
+            ]
+            for f in futures:
+                f.get(timeout=30)
+        replies = server._replies
+        assert replies is not None
+        hog = _dealer(server.endpoint, rcvhwm=1)
+        hog.setsockopt(zmq.RCVBUF, 4096)
+        for req_id in range(200):
+            hog.send(codec.encode_request(req_id, "", "default", "list_operations", ()))
+        pace = threading.Event()
+        deadline = time.monotonic() + 30
+        while not replies.backlog:
+            assert time.monotonic() < deadline, "the hog's replies never backed up"
+            pace.wait(0.02)
+        # The hog sends nothing more: it is forgotten after client_timeout, and its
+        # backlog goes with it although its connection stays open.
+        while replies.backlog or replies.total:
+            assert time.monotonic() < deadline, f"{replies.total} bytes still held"
+            pace.wait(0.02)
+        hog.close()
