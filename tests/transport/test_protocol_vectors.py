@@ -10,6 +10,7 @@ file cannot fall behind the code. Regenerate it with
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -176,3 +177,36 @@ def test_every_method_error_class_and_frame_kind_has_a_vector() -> None:
     assert {v["kind"] for v in VECTORS["batches"]} == {"request_batch", "reply_batch"}
     assert any(bytes.fromhex(v["hex"])[0] == 0xDC for v in VECTORS["batches"])
     assert {v["kind"] for v in VECTORS["feed"]} == {"entries", "heartbeat"}
+
+
+def _table_rows(doc: str, heading: str) -> dict[str, list[str]]:
+    """The rows of the first table under ``heading``, by their first cell's `name`."""
+    section = doc.split(heading, 1)[1]
+    rows: dict[str, list[str]] = {}
+    for line in section.splitlines():
+        if rows and not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        if line.startswith("| `") and cells[0].count("`") == 2:
+            rows[cells[0].strip("`")] = cells
+    return rows
+
+
+def test_protocol_md_method_table_and_error_catalogue_agree_with_the_codec() -> None:
+    from transport.admission import ADMIN_METHODS
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
+    methods = _table_rows(doc, "## 6. Methods")
+    assert set(methods) == set(codec.METHODS) | {"ping"}
+    for name in codec.METHODS:
+        _, args, _, future, changes, admin = methods[name]
+        assert (future == "yes") == (name in codec.FUTURE_METHODS), name
+        assert (changes == "yes") == (name in codec.MUTATING), name
+        assert (admin == "yes") == (name in ADMIN_METHODS), name
+        optional = args.count("*optional*")
+        expected = codec.OPTIONAL_TAIL.get(name, 0)
+        assert optional == expected or (optional == 1 and args.startswith("all")), name
+    errors = _table_rows(doc, "## 8. Errors")
+    assert set(errors) == set(codec._ERRORS)
+    for name, cls in codec._ERRORS.items():
+        assert re.findall(r"`([a-z_]+)`", errors[name][1]) == list(cls.field_names), name
