@@ -186,7 +186,7 @@ def _table_rows(doc: str, heading: str) -> dict[str, list[str]]:
     for line in section.splitlines():
         if rows and not line.startswith("|"):
             break
-        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
         if line.startswith("| `") and cells[0].count("`") == 2:
             rows[cells[0].strip("`")] = cells
     return rows
