@@ -50,7 +50,7 @@ from typing import Any, Final, Protocol
 import pykka
 
 from actors.backoff import Backoff
-from actors.lifecycle import JournalRecord, TerminalRecord
+from actors.journal import JournalRecord, TerminalRecord
 from actors.model import PersistedOpsSnapshot, new_wait_request_id
 from actors.recovery import StoreFailures
 

@@ -38,8 +38,10 @@ from actors.errors import (
     WaitCancelled,
 )
 from actors.futures import OpsFuture, resolved
+from actors.journal import CollectRecord
 from actors.leases import Leases
-from actors.lifecycle import DEFAULT_MAX_COMPLETED, CollectRecord, CommitEffects, Lifecycle
+from actors.lifecycle import DEFAULT_MAX_COMPLETED, CommitEffects, Lifecycle
+from actors.lifecycle_snapshot import from_persisted
 from actors.model import (
     MAX_ID_BYTES,
     Aborted,
@@ -550,7 +552,7 @@ class OpsRegistry(RegistryCalls):
         """Rebuild from a snapshot, keeping only terminal operations (seed semantics)."""
         if not isinstance(snapshot, PersistedOpsSnapshot):
             raise InvalidArgument("from_recovered needs a PersistedOpsSnapshot")
-        return cls._launch(Lifecycle.from_persisted(snapshot), name=name, store=store)
+        return cls._launch(from_persisted(snapshot), name=name, store=store)
 
     @classmethod
     def with_memory_store(
@@ -631,7 +633,7 @@ class OpsRegistry(RegistryCalls):
         live = fold_recovered(recovered, max_completed, max_concurrent)
         # The persistence actor's replica starts from the same state; copying it costs
         # O(retained), replaying the journal a second time would cost O(journal).
-        mirror = Lifecycle.from_persisted(
+        mirror = from_persisted(
             live.to_persisted(""),
             keep_non_terminal=True,
             max_completed=max_completed,
