@@ -132,6 +132,12 @@ def _parser() -> argparse.ArgumentParser:
         "--registry", action="append", metavar="NAME", help="serve only NAME (repeatable)"
     )
     serve.add_argument("--feed-hwm-bytes", type=int, default=64 << 20, metavar="N", help="per SUB")
+    serve.add_argument(
+        "--ready-file",
+        metavar="PATH",
+        help="once serving, write the endpoints, pid, data directory and metrics address "
+        "there as JSON (atomically, before the banner line)",
+    )
     serve.add_argument("--log-level", choices=LOG_LEVELS, default="info")
     serve.add_argument("--log-format", choices=LOG_FORMATS, default="text", help="stderr lines")
     serve.add_argument(

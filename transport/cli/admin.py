@@ -12,6 +12,7 @@ from pathlib import Path
 
 from transport.cli.common import EXIT_FAILED, EXIT_OK, Fail
 from transport.cli.output import json_line, out
+from transport.cli.ready import write_ready_file
 
 
 def keys(args: argparse.Namespace) -> int:
@@ -104,7 +105,22 @@ def serve(args: argparse.Namespace) -> int:
     except Exception as exc:  # e.g. address in use
         print(f"opsreg serve: cannot start: {exc}", file=sys.stderr)
         return 1
-    where = "memory (not durable)" if config.data_dir is None else os.path.abspath(config.data_dir)
+    data = None if config.data_dir is None else os.path.abspath(config.data_dir)
+    if args.ready_file is not None:
+        ready = {
+            "endpoint": server.endpoint,
+            "feed_endpoint": server.feed_endpoint,
+            "pid": os.getpid(),
+            "data": data,
+            "metrics": server.metrics_address if args.metrics else None,
+        }
+        try:
+            write_ready_file(args.ready_file, ready)
+        except OSError as exc:
+            server.stop()
+            print(f"opsreg serve: cannot write --ready-file: {exc}", file=sys.stderr)
+            return 1
+    where = "memory (not durable)" if data is None else data
     metrics = f", metrics on http://{server.metrics_address}/metrics" if args.metrics else ""
     print(
         f"opsreg serving requests on {server.endpoint}, feed on {server.feed_endpoint}, "
