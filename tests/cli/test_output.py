@@ -70,3 +70,34 @@ def test_a_process_that_exits_before_its_banner_is_not_ready(tmp_path: Path) -> 
         proc.wait(timeout=30)
         assert proc.stdout is not None
         proc.stdout.close()
+
+
+@pytest.mark.timeout(60)
+def test_serve_writes_where_it_listens_before_its_banner(tmp_path: Path) -> None:
+    ready_file = tmp_path / "ready.json"
+    root = Path(__file__).resolve().parents[2]
+    cmd = [sys.executable, "-m", "transport.cli", "serve", "--data", str(tmp_path / "data")]
+    cmd += ["--endpoint", "tcp://127.0.0.1:0", "--feed-endpoint", "tcp://127.0.0.1:0"]
+    proc = subprocess.Popen(
+        [*cmd, "--ready-file", str(ready_file)],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        ready, banner = await_ready(proc, ready_file, timeout=50)
+        assert ready is not None, banner
+        assert ready["pid"] == proc.pid
+        assert ready["data"] == str((tmp_path / "data").resolve())
+        assert ready["metrics"] is None
+        assert ready["endpoint"].startswith("tcp://127.0.0.1:")
+        assert not ready["endpoint"].endswith(":0")
+        assert f"serving requests on {ready['endpoint']}, feed on {ready['feed_endpoint']}," in (
+            banner
+        )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        assert proc.stdout is not None
+        proc.stdout.close()
