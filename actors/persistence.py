@@ -464,9 +464,6 @@ class PersistenceActor(StoreFailures, pykka.ThreadingActor):
             self._mirrors[message[1]] = message[2]
             self._rows_since_snapshot.setdefault(message[1], 0)
             return None
-        if kind == "compact":
-            self._compact(message[1])
-            return None
         if kind == "detach":  # a server closed this registry: snapshot it, drop its mirror
             if self._rows_since_snapshot.get(message[1]):
                 self._compact(message[1])

@@ -564,7 +564,7 @@ class RegistryServer:
 
     def _heartbeat(self, pub: zmq.Socket[bytes], now: float) -> None:
         for name in list(self.registries):
-            frame = codec.encode_feed("heartbeat", self.watermarks.get(name, 0), 0, [])
+            frame = codec.encode_feed("heartbeat", self.watermarks.get(name, 0), [])
             pub.send_multipart([codec.topic(name), frame])
         now_stalled = self.liveness.stalled_for(now)
         expired = self.liveness.expired(self.clients, now)
