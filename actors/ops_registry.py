@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import pykka
 
@@ -34,11 +34,13 @@ from actors.persistence import (
     Store,
 )
 from actors.recovery import fold_recovered
-from actors.registry import DEFAULT_CALL_TIMEOUT, RESTART_REASON, Call, RegistryActor, _text, now_ms
+from actors.registry import RESTART_REASON, Call, RegistryActor, _text, now_ms
 
 __all__ = ["OpsRegistry"]
 
 log = logging.getLogger("actors.registry")
+
+DEFAULT_CALL_TIMEOUT: Final = 60.0
 
 
 class OpsRegistry(RegistryCalls):

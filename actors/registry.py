@@ -23,7 +23,7 @@ import queue
 import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import pykka
 
@@ -80,10 +80,7 @@ RESTART_REASON: Final = "registry restarted"
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
 _DEFER: Final = object()
-DEFAULT_CALL_TIMEOUT: Final = 60.0
 
 
 def now_ms() -> int:
