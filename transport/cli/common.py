@@ -33,7 +33,7 @@ errors are reported as one line on stderr."""
 
 
 class Fail(Exception):
-    """A refusal this module raises itself: one line for stderr and an exit code."""
+    """A refusal the command raises itself: one line for stderr and an exit code."""
 
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
