@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,6 +18,9 @@ from transport import RegistryServer, ServerConfig
 from transport.cli.ready import await_ready
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The banner's shape (tests that start ``opsreg serve`` themselves check it); a
+#: ``ServerProcess`` learns its endpoints from ``--ready-file`` instead.
+BANNER = re.compile(r"serving requests on (\S+), feed on (\S+),")
 
 
 @pytest.fixture
