@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from actors import OperationId, OperationKind, OperationResult, OperationSpec
-from transport.cli.ready import await_ready
 
 Work = Callable[[], None]
 Ops = list[tuple[OperationSpec, OperationResult]]
@@ -60,6 +59,9 @@ def spawn_server(
     ``feed_endpoint``, ``pid``, ``data``, ``metrics``; None when it did not start:
     the caller stops it and reports) and its banner line.
     """
+    # Imported here: while bench/ is on sys.path, ``transport`` is bench/transport.py.
+    from transport.cli.ready import await_ready
+
     ready_file = log_path + ".ready.json"
     proc = _popen([*cmd, "--ready-file", ready_file], log_path)
     ready, line = await_ready(proc, ready_file, timeout)

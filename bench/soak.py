@@ -43,8 +43,6 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 from _common import die_with_parent, log, make_ops, now_ns, spawn_server, split, stop_server
 
-from transport.metrics import percentile
-
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
 import argparse
@@ -68,6 +66,7 @@ from typing import Any, Final, cast
 from transport.client import RegistryClient
 from transport.errors import FeedGap
 from transport.feed import FeedSubscriber
+from transport.metrics import percentile
 
 REGISTRY: Final = "soak"
 CLIENTS: Final = 2

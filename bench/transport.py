@@ -130,8 +130,6 @@ from _common import (
     summary,
 )
 
-from transport.metrics import percentile
-
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
 import argparse
@@ -167,6 +165,7 @@ from transport import codec
 from transport.client import RegistryClient
 from transport.errors import FeedGap
 from transport.feed import FeedSubscriber
+from transport.metrics import percentile
 
 REGISTRY: Final = "bench"
 WORKERS: Final = 4
