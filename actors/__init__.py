@@ -59,8 +59,9 @@ from actors.model import (
     WaitAllResult,
     WaitAllSatisfied,
 )
+from actors.ops_registry import OpsRegistry
 from actors.persistence import FaultPlan, MemoryStore
-from actors.registry import RESTART_REASON, OpsRegistry
+from actors.registry import RESTART_REASON
 from actors.sqlite_store import SqliteStore, StoreError
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -43,12 +43,12 @@ from actors.errors import (
     PeerNotExpected,
     WaitAlreadyActive,
 )
+from actors.journal import CollectRecord, JournalRecord, RegisterRecord, StartRecord, TerminalRecord
 from actors.model import (
     Completed,
     CompletionBatch,
     CompletionEntry,
     DiagnosticSnapshot,
-    OperationCanonicalState,
     OperationId,
     OperationKind,
     OperationLifecycleSnapshot,
@@ -58,7 +58,6 @@ from actors.model import (
     OperationStatus,
     Outcome,
     PersistedOpsSnapshot,
-    RegistryCanonicalState,
     WaitAllResult,
     WaitAllSatisfied,
 )
@@ -67,13 +66,8 @@ from actors.parking import PendingTerminal
 
 __all__ = [
     "DEFAULT_MAX_COMPLETED",
-    "CollectRecord",
     "CommitEffects",
-    "JournalRecord",
     "Lifecycle",
-    "RegisterRecord",
-    "StartRecord",
-    "TerminalRecord",
     "feed_capacity",
 ]
 
@@ -101,40 +95,6 @@ LEGAL_FROM: Final[Mapping[str, frozenset[OperationStatus]]] = {
 def feed_capacity(max_completed: int) -> int:
     """SPEC §5: the feed keeps the last ``max(4 × max_completed, 1024)`` entries."""
     return max(4 * max_completed, 1024)
-
-
-# --- journal records (what persistence stores, opaquely) -------------------------------
-
-
-class RegisterRecord(msgspec.Struct, frozen=True, tag="register"):
-    spec: OperationSpec
-    created_at_ms: int
-
-
-class StartRecord(msgspec.Struct, frozen=True, tag="start"):
-    id: OperationId
-    started_at_ms: int
-
-
-class TerminalRecord(msgspec.Struct, frozen=True, tag="terminal"):
-    """The operation's whole final state; replay needs nothing else."""
-
-    spec: OperationSpec
-    outcome: Outcome
-    created_at_ms: int
-    started_at_ms: int | None
-    completed_at_ms: int
-    peer_ready: bool
-    progress_count: int
-    peer_handle: OperationPeerHandle | None
-    last_progress: OperationProgressUpdate | None
-
-
-class CollectRecord(msgspec.Struct, frozen=True, tag="collect"):
-    ids: tuple[OperationId, ...]
-
-
-JournalRecord = RegisterRecord | StartRecord | TerminalRecord | CollectRecord
 
 
 class CommitEffects(msgspec.Struct, frozen=True):
@@ -250,25 +210,9 @@ class Lifecycle:
         return len(self._ops) + len(self._feed)
 
     @property
-    def pending_count(self) -> int:
-        return self._pending
-
-    @property
     def watermark(self) -> int:
         """Highest completion seq made visible."""
         return self._seq
-
-    @property
-    def barrier(self) -> tuple[str, tuple[OperationId, ...]] | None:
-        b = self._barrier
-        return None if b is None else (b.wait_request_id, b.ids)
-
-    def __contains__(self, op_id: object) -> bool:
-        return op_id in self._ops
-
-    def status(self, op_id: OperationId) -> OperationStatus | None:
-        op = self._ops.get(op_id)
-        return None if op is None else op.status
 
     def snapshot(
         self, op_id: OperationId, watcher_count: int = 0
@@ -603,97 +547,11 @@ class Lifecycle:
         watcher_counts: Mapping[OperationId, int] | None = None,
         cursors: Mapping[str, int] | None = None,
     ) -> PersistedOpsSnapshot:
-        """The visible state (pending commits excluded) in the seed's snapshot shape."""
-        counts = watcher_counts or {}
-        operations: dict[OperationId, OperationCanonicalState] = {}
-        specs: dict[OperationId, OperationSpec] = {}
-        for op_id, op in self._ops.items():
-            specs[op_id] = op.spec
-            operations[op_id] = OperationCanonicalState(
-                status=op.status,
-                kind=op.spec.kind,
-                peer_ready=op.peer_ready,
-                progress_count=op.progress_count,
-                watcher_count=counts.get(op_id, 0),
-                terminal_outcome=op.outcome,
-                terminal_buffered=op.outcome is not None,
-                created_at_ms=op.created_at_ms,
-                started_at_ms=op.started_at_ms,
-                completed_at_ms=op.completed_at_ms,
-                peer_handle=op.peer_handle,
-                last_progress=op.last_progress,
-                completion_seq=op.seq,
-            )
-        b = self._barrier
-        state = RegistryCanonicalState(
-            operations=operations,
-            completed_order=tuple(self._completed),
-            max_completed=self.max_completed,
-            max_concurrent=self.max_concurrent,
-            active_count=self._active,
-            wait_request_id=None if b is None else b.wait_request_id,
-            wait_operation_ids=() if b is None else b.ids,
-            next_completion_seq=self._seq,
-        )
-        return PersistedOpsSnapshot(
-            epoch_id=epoch_id,
-            authority_state=state,
-            operation_specs=specs,
-            completion_entries=tuple(self._feed),
-            cursors=dict(cursors or {}),
-            dropped_through=self._dropped_through,
-        )
+        """The visible state (pending commits excluded) in the seed's snapshot shape;
+        ``actors.lifecycle_snapshot.from_persisted`` is the way back."""
+        from actors.lifecycle_snapshot import to_persisted
 
-    @classmethod
-    def from_persisted(
-        cls,
-        snapshot: PersistedOpsSnapshot,
-        *,
-        keep_non_terminal: bool = False,
-        max_completed: int | None = None,
-        max_concurrent: int | None = None,
-        override_limits: bool = False,
-    ) -> Lifecycle:
-        """Rebuild from a snapshot.
-
-        Seed semantics (``keep_non_terminal=False``): only terminal operations
-        survive, with the completed FIFO among them, the seq counter and the
-        feed. Store recovery keeps non-terminal operations too, so that the
-        registry can end them explicitly. No barrier is restored: its waiter
-        did not survive.
-        """
-        state = snapshot.authority_state
-        lc = cls(
-            max_completed=max_completed
-            if override_limits and max_completed
-            else state.max_completed,
-            max_concurrent=max_concurrent if override_limits else state.max_concurrent,
-        )
-        for op_id, canon in state.operations.items():
-            spec = snapshot.operation_specs.get(op_id)
-            if spec is None or (not keep_non_terminal and not canon.status.is_terminal):
-                continue
-            op = _Op(spec, canon.created_at_ms)
-            op.status = canon.status
-            op.peer_ready = canon.peer_ready
-            op.progress_count = canon.progress_count
-            op.outcome = canon.terminal_outcome if canon.status.is_terminal else None
-            op.started_at_ms = canon.started_at_ms
-            op.completed_at_ms = canon.completed_at_ms
-            op.peer_handle = canon.peer_handle
-            op.last_progress = canon.last_progress
-            op.seq = canon.completion_seq
-            lc._ops[op_id] = op
-            if not canon.status.is_terminal:
-                lc._active += 1
-        lc._completed.extend(i for i in state.completed_order if i in lc._ops)
-        lc._seq = state.next_completion_seq
-        lc._feed.extend(snapshot.completion_entries)
-        lc._dropped_through = snapshot.dropped_through
-        if snapshot.completion_entries and lc._feed[0].seq - 1 > lc._dropped_through:
-            lc._dropped_through = lc._feed[0].seq - 1
-        lc._evict_over_bound()
-        return lc
+        return to_persisted(self, epoch_id, watcher_counts, cursors)
 
     def _evict_over_bound(self) -> None:
         while len(self._completed) > self.max_completed:

@@ -50,7 +50,7 @@ from typing import Any, Final, Protocol
 import pykka
 
 from actors.backoff import Backoff
-from actors.lifecycle import JournalRecord, TerminalRecord
+from actors.journal import JournalRecord, TerminalRecord
 from actors.model import PersistedOpsSnapshot, new_wait_request_id
 from actors.recovery import StoreFailures
 
@@ -463,9 +463,6 @@ class PersistenceActor(StoreFailures, pykka.ThreadingActor):
         if kind == "attach":
             self._mirrors[message[1]] = message[2]
             self._rows_since_snapshot.setdefault(message[1], 0)
-            return None
-        if kind == "compact":
-            self._compact(message[1])
             return None
         if kind == "detach":  # a server closed this registry: snapshot it, drop its mirror
             if self._rows_since_snapshot.get(message[1]):

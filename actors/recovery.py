@@ -33,7 +33,9 @@ from typing import TYPE_CHECKING, Any
 import pykka
 
 from actors.backoff import Backoff
-from actors.lifecycle import JournalRecord, Lifecycle
+from actors.journal import JournalRecord
+from actors.lifecycle import Lifecycle
+from actors.lifecycle_snapshot import from_persisted
 
 if TYPE_CHECKING:
     from actors.persistence import Append, Commit, Recovered, Store
@@ -52,7 +54,7 @@ def fold_recovered(
     if recovered.snapshot is None:
         lc = Lifecycle(max_completed=max_completed, max_concurrent=max_concurrent)
     else:
-        lc = Lifecycle.from_persisted(
+        lc = from_persisted(
             recovered.snapshot,
             keep_non_terminal=True,
             max_completed=max_completed,

@@ -1,4 +1,4 @@
-"""The registry actor (the shell) and ``OpsRegistry``, its synchronous facade.
+"""The registry actor (the shell); ``actors.ops_registry.OpsRegistry`` is its facade.
 
 The actor's mailbox serialises every lifecycle message of one registry. Its
 only jobs are to ask :class:`~actors.lifecycle.Lifecycle` what is legal,
@@ -19,16 +19,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import queue
 import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final
 
 import pykka
 
-from actors.api import RegistryCalls
 from actors.commit_path import RECOVERING, CommitPath
 from actors.errors import (
     Internal,
@@ -38,8 +36,9 @@ from actors.errors import (
     WaitCancelled,
 )
 from actors.futures import OpsFuture, resolved
+from actors.journal import CollectRecord
 from actors.leases import Leases
-from actors.lifecycle import DEFAULT_MAX_COMPLETED, CollectRecord, CommitEffects, Lifecycle
+from actors.lifecycle import CommitEffects, Lifecycle
 from actors.model import (
     MAX_ID_BYTES,
     Aborted,
@@ -66,30 +65,22 @@ from actors.model import (
 from actors.paging import OperationQuery, page_limit
 from actors.parking import Parking, PendingTerminal
 from actors.persistence import (
-    DEFAULT_COMPACT_EVERY,
     Append,
     Commit,
     Durable,
     InDoubtSettled,
-    MemoryStore,
-    PersistenceActor,
-    Recovered,
-    Store,
 )
 from actors.recovery import fold_recovered
 from actors.waiters import Waiters
 
-__all__ = ["RESTART_REASON", "OpsRegistry", "RegistryActor", "fold_recovered"]
+__all__ = ["RESTART_REASON", "RegistryActor", "fold_recovered"]
 
 #: The outcome given to operations that were in flight when their registry last stopped.
 RESTART_REASON: Final = "registry restarted"
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
 _DEFER: Final = object()
-DEFAULT_CALL_TIMEOUT: Final = 60.0
 
 
 def now_ms() -> int:
@@ -483,238 +474,3 @@ class RegistryActor(CommitPath, pykka.ThreadingActor):
         wanted = set(_ids(ids, "ids"))
         targets = [op_id for op_id in self.lc.terminate_targets() if op_id in wanted]
         return self._terminal(reply, [(op_id, "terminate_owner", outcome) for op_id in targets])
-
-
-class OpsRegistry(RegistryCalls):
-    """Thread-safe synchronous facade over one registry actor.
-
-    Every method sends one message to the actor and waits for its answer;
-    refusals raise the ``OpsLifecycleError`` subclass of SPEC §3. Methods that
-    wait for a condition return an :class:`~actors.futures.OpsFuture` at once.
-
-    >>> from actors import OpsRegistry, OperationId, OperationKind, OperationSpec, OperationResult
-    >>> with OpsRegistry.start() as reg:
-    ...     op = OperationId.new()
-    ...     reg.register_operation(OperationSpec(id=op, kind=OperationKind.BACKGROUND_TOOL_OP,
-    ...         owner_session_id="s1", display_name="x", source_label="doc"))
-    ...     reg.provisioning_succeeded(op)
-    ...     watch = reg.register_watcher(op)
-    ...     reg.complete_operation(op, OperationResult(id=op, content="done"))
-    ...     watch.get(timeout=5).result.content
-    'done'
-    """
-
-    def __init__(
-        self,
-        actor_ref: pykka.ActorRef[RegistryActor],
-        persistence_ref: pykka.ActorRef[PersistenceActor] | None = None,
-        *,
-        name: str = "default",
-        call_timeout: float = DEFAULT_CALL_TIMEOUT,
-        store: Store | None = None,
-    ) -> None:
-        self._ref = actor_ref
-        self._persistence_ref = persistence_ref
-        self._attached_persistence = persistence_ref
-        self._store = store
-        self.name = name
-        self.call_timeout = call_timeout
-
-    # --- construction --------------------------------------------------------------------------
-
-    @classmethod
-    def start(
-        cls,
-        max_completed: int = DEFAULT_MAX_COMPLETED,
-        max_concurrent: int | None = None,
-        *,
-        name: str = "default",
-        store: Store | None = None,
-        call_timeout: float = DEFAULT_CALL_TIMEOUT,
-        on_entries: Callable[[list[CompletionEntry]], None] | None = None,
-    ) -> OpsRegistry:
-        """An in-memory registry; with ``store``, terminals wait for its acknowledgement.
-
-        ``on_entries`` is called on the actor's thread with each batch of feed
-        entries as they become visible (a server publishes them).
-        """
-        lifecycle = Lifecycle(max_completed=max_completed, max_concurrent=max_concurrent)
-        return cls._launch(
-            lifecycle, name=name, store=store, call_timeout=call_timeout, on_entries=on_entries
-        )
-
-    @classmethod
-    def from_recovered(
-        cls, snapshot: PersistedOpsSnapshot, *, name: str = "default", store: Store | None = None
-    ) -> OpsRegistry:
-        """Rebuild from a snapshot, keeping only terminal operations (seed semantics)."""
-        if not isinstance(snapshot, PersistedOpsSnapshot):
-            raise InvalidArgument("from_recovered needs a PersistedOpsSnapshot")
-        return cls._launch(Lifecycle.from_persisted(snapshot), name=name, store=store)
-
-    @classmethod
-    def with_memory_store(
-        cls, max_completed: int = DEFAULT_MAX_COMPLETED, **kw: Any
-    ) -> OpsRegistry:
-        """A registry whose terminals go through an in-memory store (and its fault plan)."""
-        return cls.start(max_completed, store=MemoryStore(), **kw)
-
-    @classmethod
-    def open(
-        cls,
-        data_dir: str | os.PathLike[str],
-        registry: str = "default",
-        synchronous: str = "full",
-        max_completed: int = DEFAULT_MAX_COMPLETED,
-        max_concurrent: int | None = None,
-        *,
-        compact_every: int = DEFAULT_COMPACT_EVERY,
-        call_timeout: float = DEFAULT_CALL_TIMEOUT,
-    ) -> OpsRegistry:
-        """A durable registry on ``data_dir``, recovering whatever is there (SPEC §6).
-
-        Every acknowledged terminal outcome survives a crash; operations that
-        were in flight come back as ``Terminated("registry restarted")``.
-        Raises :class:`~actors.sqlite_store.StoreError` when the store cannot
-        be used (damaged, newer format, held by another live process).
-        """
-        from actors.sqlite_store import SqliteStore
-
-        store = SqliteStore(data_dir, synchronous)
-        Lifecycle(max_completed=max_completed, max_concurrent=max_concurrent)  # validate first
-        persistence_ref = PersistenceActor.start(store, compact_every)
-        try:
-            persistence_ref.ask(("open",))
-            return cls.attach(
-                persistence_ref,
-                registry,
-                max_completed,
-                max_concurrent,
-                owns_persistence=True,
-                store=store,
-                call_timeout=call_timeout,
-            )
-        except BaseException:
-            persistence_ref.stop()
-            raise
-
-    @classmethod
-    def _launch(
-        cls,
-        lifecycle: Lifecycle,
-        *,
-        name: str,
-        store: Store | None,
-        call_timeout: float = DEFAULT_CALL_TIMEOUT,
-        on_entries: Callable[[list[CompletionEntry]], None] | None = None,
-    ) -> OpsRegistry:
-        persistence_ref = PersistenceActor.start(store) if store is not None else None
-        ref = RegistryActor.start(lifecycle, name, persistence_ref, now_ms, None, on_entries)
-        return cls(ref, persistence_ref, name=name, call_timeout=call_timeout, store=store)
-
-    @classmethod
-    def attach(
-        cls,
-        persistence_ref: pykka.ActorRef[PersistenceActor],
-        registry: str = "default",
-        max_completed: int = DEFAULT_MAX_COMPLETED,
-        max_concurrent: int | None = None,
-        *,
-        owns_persistence: bool = False,
-        store: Store | None = None,
-        call_timeout: float = DEFAULT_CALL_TIMEOUT,
-        on_entries: Callable[[list[CompletionEntry]], None] | None = None,
-    ) -> OpsRegistry:
-        """Start registry ``registry`` on an open persistence actor (a server hosts many)."""
-        _text(registry, "registry")
-        recovered = cast(Recovered, persistence_ref.ask(("recover", registry)))
-        live = fold_recovered(recovered, max_completed, max_concurrent)
-        # The persistence actor's replica starts from the same state; copying it costs
-        # O(retained), replaying the journal a second time would cost O(journal).
-        mirror = Lifecycle.from_persisted(
-            live.to_persisted(""),
-            keep_non_terminal=True,
-            max_completed=max_completed,
-            max_concurrent=max_concurrent,
-            override_limits=True,
-        )
-        persistence_ref.ask(("attach", registry, mirror))
-        epoch = recovered.snapshot.epoch_id if recovered.snapshot is not None else None
-        ref = RegistryActor.start(live, registry, persistence_ref, now_ms, epoch, on_entries)
-        reg = cls(
-            ref,
-            persistence_ref if owns_persistence else None,
-            name=registry,
-            call_timeout=call_timeout,
-            store=store,
-        )
-        reg._attached_persistence = persistence_ref
-        try:
-            reg.terminate_owner(RESTART_REASON)
-        except BaseException:
-            reg.stop()
-            raise
-        return reg
-
-    @property
-    def store(self) -> Store | None:
-        """The store behind this registry (for its fault plan), if any.
-
-        Only the persistence actor may call its methods; this is for reading
-        its ``faults`` plan and counters.
-        """
-        return self._store
-
-    def sync_journal(self) -> None:
-        """Wait until every journal record sent so far has been committed (or failed)."""
-        ref = self._attached_persistence
-        if ref is not None and ref.is_alive():
-            ref.ask(("flush",), timeout=self.call_timeout)
-
-    def stop(self) -> None:
-        """Stop cleanly: commits in flight are answered first, then pending futures fail
-        with ``Internal("registry stopped")``, then the persistence actor (if this registry
-        owns it) writes a compacted snapshot and closes the store."""
-        if self._ref.is_alive():
-            try:
-                self.sync_journal()
-            except (pykka.ActorDeadError, pykka.Timeout):
-                log.warning("registry %s: journal could not be flushed before stopping", self.name)
-            self._ref.stop()
-        if self._persistence_ref is not None and self._persistence_ref.is_alive():
-            self._persistence_ref.stop()
-
-    def __enter__(self) -> OpsRegistry:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    # --- plumbing ----------------------------------------------------------------------------
-
-    def _call(self, method: str, *args: Any) -> Any:
-        reply: OpsFuture[Any] = OpsFuture()
-        try:
-            self._ref.tell(Call(method, args, reply))
-        except pykka.ActorDeadError:
-            raise Internal("registry is not running") from None
-        try:
-            return reply.get(timeout=self.call_timeout)
-        except pykka.Timeout:
-            raise Internal(
-                f"registry did not answer {method} within {self.call_timeout}s"
-            ) from None
-
-    def call_async(self, method: str, *args: Any) -> OpsFuture[Any]:
-        """Send one call without waiting; the future holds its answer (used by servers)."""
-        reply: OpsFuture[Any] = OpsFuture()
-        try:
-            self._ref.tell(Call(method, args, reply))
-        except pykka.ActorDeadError:
-            reply.set_exception(Internal("registry is not running"))
-        return reply
-
-    # --- SPEC §4: the methods come from RegistryCalls --------------------------------------
-
-    def capture_persistence_snapshot(self, epoch_id: str | None = None) -> PersistedOpsSnapshot:
-        return self._call("capture_persistence_snapshot", epoch_id)  # type: ignore[no-any-return]

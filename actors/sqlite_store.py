@@ -48,7 +48,7 @@ from typing import Any, Final
 
 import msgspec
 
-from actors.lifecycle import JournalRecord
+from actors.journal import JournalRecord
 from actors.model import PersistedOpsSnapshot, trusted_values
 from actors.persistence import Append, Commit, FaultPlan, Recovered, StoreLost
 from actors.store_check import Refusal, behind, prove_writable, validate, verify

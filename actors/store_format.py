@@ -19,7 +19,7 @@ from typing import Final
 
 import msgspec
 
-from actors.lifecycle import JournalRecord
+from actors.journal import JournalRecord
 from actors.model import PersistedOpsSnapshot, _dec_hook, _enc_hook
 
 __all__ = [

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import re
 import select
 import signal
 import statistics
@@ -38,16 +37,40 @@ def die_with_parent() -> None:
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def spawn_server(
-    cmd: list[str], log_path: str, banner: re.Pattern[str], timeout: float = 60.0
-) -> tuple[subprocess.Popen[str], re.Match[str] | None, str]:
-    """Start a server subprocess (stderr to ``log_path``) and read its first stdout line.
+def spawn_process(
+    cmd: list[str], log_path: str, timeout: float = 60.0
+) -> tuple[subprocess.Popen[str], str]:
+    """Start a subprocess (stderr to ``log_path``) and read its first stdout line.
 
-    Returns the process, the banner's match on that line (None when it did not
-    start: the caller stops it and reports) and the line itself.
+    The line is empty when the process exited or ``timeout`` passed without one.
     """
+    proc = _popen(cmd, log_path)
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    return proc, proc.stdout.readline() if ready else ""
+
+
+def spawn_server(
+    cmd: list[str], log_path: str, timeout: float = 60.0
+) -> tuple[subprocess.Popen[str], dict[str, Any] | None, str]:
+    """Start ``opsreg serve`` (``cmd``) with ``--ready-file`` and wait until it is ready.
+
+    Returns the process, what it wrote to its ready file (``endpoint``,
+    ``feed_endpoint``, ``pid``, ``data``, ``metrics``; None when it did not start:
+    the caller stops it and reports) and its banner line.
+    """
+    # Imported here: while bench/ is on sys.path, ``transport`` is bench/transport.py.
+    from transport.cli.ready import await_ready
+
+    ready_file = log_path + ".ready.json"
+    proc = _popen([*cmd, "--ready-file", ready_file], log_path)
+    ready, line = await_ready(proc, ready_file, timeout)
+    return proc, ready, line
+
+
+def _popen(cmd: list[str], log_path: str) -> subprocess.Popen[str]:
     with open(log_path, "w") as err:
-        proc = subprocess.Popen(
+        return subprocess.Popen(
             cmd,
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
@@ -56,10 +79,6 @@ def spawn_server(
             text=True,
             preexec_fn=die_with_parent,
         )
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    line = proc.stdout.readline() if ready else ""
-    return proc, banner.search(line), line
 
 
 def stop_server(proc: subprocess.Popen[str]) -> int | None:

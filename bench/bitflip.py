@@ -59,7 +59,8 @@ from actors import (
     Retired,
     Terminated,
 )
-from actors.lifecycle import CollectRecord, Lifecycle
+from actors.journal import CollectRecord
+from actors.lifecycle import Lifecycle
 from actors.persistence import Append, Commit
 from actors.registry import fold_recovered
 from actors.sqlite_store import STORE_FILE, SqliteStore, StoreError

@@ -30,7 +30,6 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 import argparse
 import json
 import random
-import re
 import shutil
 import signal
 import subprocess
@@ -41,7 +40,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
-BANNER = re.compile(r"serving requests on (\S+), feed on (\S+),")
 OUTCOMES = ("completed", "failed", "cancelled")
 T = TypeVar("T")
 
@@ -156,22 +154,23 @@ class Proc:
 def start_server(
     data: Path, endpoint: str, feed: str, failure_rate: float
 ) -> tuple[subprocess.Popen[str], str, str]:
+    from transport.cli.ready import await_ready
+
     proc = subprocess.Popen(
         [
             sys.executable, "-m", "transport.cli", "serve",
             "--endpoint", endpoint, "--feed-endpoint", feed, "--data", str(data),
             "--max-completed", "1000000", "--heartbeat", "0.2", "--client-timeout", "2",
             "--inject-commit-failures", str(failure_rate),
+            "--ready-file", str(data.parent / "ready.json"),
         ],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    match = BANNER.search(line)
-    if match is None:
+    ready, line = await_ready(proc, data.parent / "ready.json")
+    if ready is None:
         proc.kill()
         raise RuntimeError(f"server did not start: {line!r}")
-    return proc, match.group(1), match.group(2)
+    return proc, ready["endpoint"], ready["feed_endpoint"]
 
 
 def run(seconds: float, seed: int, failure_rate: float, workdir: Path) -> dict[str, Any]:

@@ -26,7 +26,6 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
 import argparse
 import json
-import re
 import resource
 import subprocess
 import tempfile
@@ -38,8 +37,8 @@ from typing import Any
 import zmq
 
 from transport import codec
+from transport.cli.ready import await_ready
 
-BANNER = re.compile(r"serving requests on (\S+), feed on (\S+),")
 PING = codec.encode_request(0, "", "default", "ping", ())
 
 
@@ -80,7 +79,8 @@ def main() -> int:
     with open(os.path.join(data, "server.err"), "w") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "transport.cli", "serve", "--data", data,
-             "--endpoint", "tcp://127.0.0.1:0", "--feed-endpoint", "tcp://127.0.0.1:0"],
+             "--endpoint", "tcp://127.0.0.1:0", "--feed-endpoint", "tcp://127.0.0.1:0",
+             "--ready-file", os.path.join(data, "ready.json")],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True, preexec_fn=limit,
         )  # fmt: skip
     assert proc.stdout is not None
@@ -88,9 +88,9 @@ def main() -> int:
     ctx.set(zmq.MAX_SOCKETS, 2 * args.connections + 64)
     result: dict[str, Any] = {"bench": "connection_cap", "fd_limit": args.limit}
     try:
-        match = BANNER.search(proc.stdout.readline())
-        assert match is not None, "server did not start"
-        endpoint = match.group(1)
+        ready, _ = await_ready(proc, os.path.join(data, "ready.json"))
+        assert ready is not None, "server did not start"
+        endpoint = ready["endpoint"]
 
         def dealer() -> zmq.Socket[bytes]:
             sock: zmq.Socket[bytes] = ctx.socket(zmq.DEALER)

@@ -27,7 +27,6 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
 import argparse
 import json
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -36,7 +35,6 @@ from actors import OperationId, OperationKind, OperationResult, OperationSpec
 from actors.model import MAX_CONTENT_BYTES, MAX_ID_BYTES, MAX_NAME_BYTES
 from transport import RegistryClient
 
-BANNER = re.compile(r"serving requests on (\S+), feed on (\S+),")
 WINDOW = 200
 
 
@@ -77,11 +75,11 @@ def main() -> int:
         str(n),
     ]
     with tempfile.TemporaryDirectory() as tmp:
-        proc, match, line = spawn_server(cmd, str(Path(tmp) / "server.log"), BANNER)
+        proc, ready, line = spawn_server(cmd, str(Path(tmp) / "server.log"))
         try:
-            if match is None:
+            if ready is None:
                 raise RuntimeError(f"server did not start: {line!r}")
-            endpoint = match.group(1)
+            endpoint = ready["endpoint"]
             with RegistryClient(endpoint, timeout=60) as cli:
                 rss_empty = _status_kib(proc.pid, "VmRSS")
                 content = "r" * MAX_CONTENT_BYTES

@@ -29,6 +29,7 @@ import pykka
 
 from actors import OperationId
 from transport import Busy, RegistryClient, RegistryServer, ServerConfig, TooLarge
+from transport.metrics import percentile
 
 
 def latencies(cli: RegistryClient, count: int) -> list[float]:
@@ -41,8 +42,9 @@ def latencies(cli: RegistryClient, count: int) -> list[float]:
 
 
 def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+    value = percentile(values, q)
+    assert value is not None, "no samples"
+    return round(value, 1)
 
 
 def flood(endpoint: str, stop: Any, flooding: Any, counts: Any) -> None:

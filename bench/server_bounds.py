@@ -30,7 +30,6 @@ sys.path.insert(0, os.path.dirname(_HERE))
 
 import argparse
 import json
-import re
 import tempfile
 import threading
 import time
@@ -42,8 +41,6 @@ import zmq
 from actors import OperationId, OperationKind, OperationResult, OperationSpec
 from bench._common import spawn_server, stop_server
 from transport import RegistryClient, codec
-
-BANNER = re.compile(r"serving requests on (\S+), feed on (\S+),")
 
 
 def _status(pid: int, field: str) -> int:
@@ -68,11 +65,11 @@ def _scenario(tmp: str, body: Callable[[str, str, Callable[[], None]], dict[str,
     """Run ``body(endpoint, feed_endpoint, calm)`` against a fresh server, sampling it."""
     cmd = [sys.executable, "-m", "transport.cli", "serve", "--endpoint", "tcp://127.0.0.1:0"]
     cmd += ["--feed-endpoint", "tcp://127.0.0.1:0", "--data", tempfile.mkdtemp(dir=tmp)]
-    proc, match, line = spawn_server(cmd, os.path.join(tmp, "server.log"), BANNER)
-    if match is None:
+    proc, ready, line = spawn_server(cmd, os.path.join(tmp, "server.log"))
+    if ready is None:
         stop_server(proc)
         raise RuntimeError(f"server did not start: {line!r}")
-    endpoint, feed = match.group(1), match.group(2)
+    endpoint, feed = ready["endpoint"], ready["feed_endpoint"]
     peak = {"rss": 0, "threads": 0, "calm_ms": 0.0}
     done = threading.Event()
     calm_client = RegistryClient(endpoint, registry="calm", timeout=60)

@@ -51,7 +51,6 @@ import json
 import math
 import multiprocessing
 import platform
-import re
 import shutil
 import signal
 import subprocess
@@ -59,7 +58,6 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Sequence
 from multiprocessing.connection import Connection, wait
 from multiprocessing.synchronize import Event
 from pathlib import Path
@@ -68,6 +66,7 @@ from typing import Any, Final, cast
 from transport.client import RegistryClient
 from transport.errors import FeedGap
 from transport.feed import FeedSubscriber
+from transport.metrics import percentile
 
 REGISTRY: Final = "soak"
 CLIENTS: Final = 2
@@ -78,7 +77,6 @@ CALL_TIMEOUT: Final = 60.0
 STALL_S: Final = 120.0  # no progress for this long: give up
 MAX_POINTS: Final = 60
 WARM_UP_FRACTION: Final = 0.10
-BANNER: Final = re.compile(r"serving requests on (\S+), feed on (\S+),")
 
 # Progress slots, one writer each (a RawArray needs no lock then).
 SLOT_CLIENT0, SLOT_CLIENT1, SLOT_PROBES, SLOT_FEED = range(4)
@@ -295,7 +293,7 @@ def subscriber_main(
 
 
 class Server:
-    """``opsreg serve`` in a child process; endpoints read from its banner line."""
+    """``opsreg serve`` in a child process; endpoints read from its ready file."""
 
     def __init__(self, data_dir: str, log_path: str) -> None:
         self.data_dir = data_dir
@@ -316,11 +314,11 @@ class Server:
             "--data",
             self.data_dir,
         ]
-        self.proc, match, line = spawn_server(cmd, self.log_path, BANNER)
-        if match is None:
+        self.proc, ready, line = spawn_server(cmd, self.log_path)
+        if ready is None:
             self.stop()
             raise RuntimeError(f"server did not start: {line!r} {self.log_tail()}")
-        self.endpoint, self.feed_endpoint = match.group(1), match.group(2)
+        self.endpoint, self.feed_endpoint = ready["endpoint"], ready["feed_endpoint"]
         return self
 
     @property
@@ -357,15 +355,6 @@ class Server:
 # --- statistics -----------------------------------------------------------------------------------
 
 
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Nearest-rank percentile of ``values`` (None if empty)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
 def pick(points: list[Any], limit: int = MAX_POINTS) -> list[Any]:
     """At most ``limit`` evenly spaced items, always keeping the first and the last."""
     if len(points) <= limit:
@@ -390,7 +379,7 @@ def latency_series(
     out = []
     for g in sorted(groups):
         lats = groups[g]
-        p99 = percentile(lats, 99)
+        p99 = percentile(lats, 0.99)
         assert p99 is not None
         out.append(
             {
@@ -573,8 +562,8 @@ def run(args: argparse.Namespace, n: int, root: str) -> dict[str, Any]:
         "sample_every_s": args.sample_every,
         "probe_latency_ms": {
             "count": len(lats),
-            "p50": ms(percentile(lats, 50)),
-            "p99": ms(percentile(lats, 99)),
+            "p50": ms(percentile(lats, 0.5)),
+            "p99": ms(percentile(lats, 0.99)),
             "max": ms(max(lats) if lats else None),
         },
         "probe_p99_ms_per_interval": latency_series(probes, t_go, args.sample_every),

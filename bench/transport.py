@@ -123,6 +123,7 @@ from _common import (
     log,
     make_ops,
     now_ns,
+    spawn_process,
     spawn_server,
     split,
     stop_server,
@@ -135,7 +136,6 @@ import argparse
 import contextlib
 import itertools
 import json
-import math
 import multiprocessing
 import platform
 import re
@@ -165,6 +165,7 @@ from transport import codec
 from transport.client import RegistryClient
 from transport.errors import FeedGap
 from transport.feed import FeedSubscriber
+from transport.metrics import percentile
 
 REGISTRY: Final = "bench"
 WORKERS: Final = 4
@@ -182,7 +183,6 @@ PROBE_GAP_S: Final = 0.002
 RAW_MAX_COMPLETED: Final = 256
 CALL_TIMEOUT: Final = 60.0
 STEP_TIMEOUT: Final = 300.0
-BANNER: Final = re.compile(r"serving requests on (\S+), feed on (\S+),")
 RAW_BANNER: Final = re.compile(r"raw serving requests on (\S+)")
 
 # Raw protocol: the same envelope as opsreg's codec (``[VERSION, req_id, epoch,
@@ -816,23 +816,27 @@ class Pool:
 
 
 class ServerProcess:
-    """A server subprocess; endpoints read from its banner line."""
+    """A server subprocess: ``opsreg serve`` (endpoints from its ready file) or, with
+    ``raw``, the baseline server of this script (endpoint from its first line)."""
 
-    def __init__(self, cmd: list[str], banner: re.Pattern[str], log_dir: str) -> None:
+    def __init__(self, cmd: list[str], log_dir: str, raw: bool = False) -> None:
         self.cmd = cmd
-        self.banner = banner
+        self.raw = raw
         self.log_path = os.path.join(log_dir, f"server-{time.monotonic_ns()}.log")
         self.proc: subprocess.Popen[str] | None = None
         self.endpoint = self.feed_endpoint = ""
 
     def start(self) -> ServerProcess:
-        self.proc, match, line = spawn_server(self.cmd, self.log_path, self.banner)
-        if match is None:
+        if self.raw:
+            self.proc, line = spawn_process(self.cmd, self.log_path)
+            match = RAW_BANNER.search(line)
+            ready = None if match is None else {"endpoint": match.group(1), "feed_endpoint": ""}
+        else:
+            self.proc, ready, line = spawn_server(self.cmd, self.log_path)
+        if ready is None:
             self.stop()
             raise RuntimeError(f"server did not start: {line!r} {Path(self.log_path).read_text()}")
-        self.endpoint = match.group(1)
-        if match.re.groups > 1:
-            self.feed_endpoint = match.group(2)
+        self.endpoint, self.feed_endpoint = ready["endpoint"], ready["feed_endpoint"]
         return self
 
     def cpu_seconds(self) -> float:
@@ -887,12 +891,12 @@ def opsreg_server(
         data_dir,
         *extra,
     ]
-    return ServerProcess(cmd, BANNER, log_dir).start()
+    return ServerProcess(cmd, log_dir).start()
 
 
 def raw_server(log_dir: str) -> ServerProcess:
     cmd = [sys.executable, os.path.abspath(__file__), "--raw-server"]
-    return ServerProcess(cmd, RAW_BANNER, log_dir).start()
+    return ServerProcess(cmd, log_dir, raw=True).start()
 
 
 # --- scenarios ---------------------------------------------------------------------------------------
@@ -1108,19 +1112,15 @@ def latencies(prober: dict[str, Any], watcher: dict[str, Any]) -> dict[str, list
 # --- statistics and output ------------------------------------------------------------------------
 
 
-def percentile(ordered: list[int], q: float) -> int:
-    """Nearest-rank percentile of a sorted list."""
-    rank = min(len(ordered), max(1, math.ceil(q * len(ordered))))
-    return ordered[rank - 1]
-
-
 def pcts_us(samples_ns: list[int]) -> dict[str, float]:
     ordered = sorted(samples_ns)
     if not ordered:
         return {"n": 0}
     out: dict[str, float] = {"n": len(ordered)}
     for name, q in (("p50", 0.5), ("p99", 0.99), ("p999", 0.999)):
-        out[name] = round(percentile(ordered, q) / 1000, 1)
+        value = percentile(ordered, q)
+        assert value is not None
+        out[name] = round(value / 1000, 1)
     out["max"] = round(ordered[-1] / 1000, 1)
     return out
 

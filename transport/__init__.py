@@ -17,6 +17,7 @@ import logging
 
 from transport import codec
 from transport.client import RegistryClient
+from transport.config import ServerConfig
 from transport.errors import (
     Busy,
     FeedCursorAhead,
@@ -26,7 +27,7 @@ from transport.errors import (
     Unavailable,
 )
 from transport.feed import FeedSubscriber
-from transport.server import RegistryServer, ServerConfig
+from transport.server import RegistryServer
 from transport.workers import CallCancelled, CallHandle, OperationError, WorkerPool
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

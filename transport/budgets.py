@@ -162,7 +162,7 @@ def publish(
     """Publish feed entries in frames of at most ``max_frame`` bytes, so that the PUB
     queue's high-water mark (in messages) bounds its bytes; a single entry larger than
     that is left out, and subscribers repair the gap from ``list_since``."""
-    frame = codec.encode_feed("entries", entries[-1].seq, 0, entries)
+    frame = codec.encode_feed("entries", entries[-1].seq, entries)
     if len(frame) <= max_frame:
         pub.send(topic, _SNDMORE)
         pub.send(frame)

@@ -51,7 +51,8 @@ from actors.model import (
     OperationSpec,
     PersistedOpsSnapshot,
 )
-from transport import _direct, codec
+from transport import codec
+from transport._direct import MAX_RESENDS, DirectPath, resendable
 from transport._outbox import Outbox
 from transport.errors import ServerRestarted, TooLarge, Unavailable
 
@@ -66,8 +67,6 @@ log = logging.getLogger(__name__)
 _SWEEP_EVERY: Final = 1.0
 #: ``WaitCancelled``'s field when the server gave up on this client while it held a barrier
 FORGOTTEN: Final = "the server gave up on this client (silent beyond its client_timeout)"
-#: times one call is sent again after a ``ServerRestarted`` refusal (restarts in a row)
-_MAX_RESENDS: Final = 3
 
 
 class _Pending:
@@ -102,7 +101,7 @@ class _Pending:
         self.stamp = ""
 
 
-class RegistryClient(RegistryCalls):
+class RegistryClient(DirectPath, RegistryCalls):
     """A connection to one registry on a ``RegistryServer``; thread-safe.
 
     >>> cli = RegistryClient("tcp://127.0.0.1:5555", registry="default", timeout=10.0)  # doctest: +SKIP
@@ -231,73 +230,6 @@ class RegistryClient(RegistryCalls):
             return first.get(timeout=self.timeout)
         except pykka.Timeout:
             raise self._no_answer(method) from None
-
-    def _direct_call(self, method: str, args: tuple[Any, ...]) -> Any:
-        """A plain call on this thread's own socket: no hand-off to the I/O thread.
-
-        Each calling thread gets a DEALER of its own (sockets are never shared
-        between threads), so a synchronous call costs one send and one receive
-        here. Replies are matched by request id; a late reply to an earlier call
-        that timed out is discarded.
-        """
-        sock = self._enter_direct()
-        try:
-            return self._exchange(sock, method, args)
-        finally:
-            self._leave_direct(sock)
-
-    def _enter_direct(self) -> zmq.Socket[bytes]:
-        """This thread's socket, marked busy so ``close`` leaves it to this thread."""
-        with self._direct_lock:
-            if self._closed:
-                raise Unavailable("client is closed")
-            sock: zmq.Socket[bytes] | None = getattr(self._local, "sock", None)
-            if sock is None:
-                sock = self._new_socket()
-                self._direct_socks.append(sock)
-                self._local.sock = sock
-            self._direct_busy.add(sock)
-        return sock
-
-    def _leave_direct(self, sock: zmq.Socket[bytes]) -> None:
-        with self._direct_lock:
-            self._direct_busy.discard(sock)
-            if not self._closed:
-                return
-            if sock in self._direct_socks:
-                self._direct_socks.remove(sock)
-        sock.close(linger=0)  # the client was closed during this call
-
-    def _exchange(self, sock: zmq.Socket[bytes], method: str, args: tuple[Any, ...]) -> Any:
-        deadline = time.monotonic() + self.timeout
-        epoch = self._epoch
-        if not epoch and method in codec.MUTATING:
-            epoch = self._await_epoch(method, deadline)
-        resends = 0
-        while True:
-            req_id = next(self._ids)
-            frame = self._request_frame(req_id, epoch, method, args)
-            if not _direct.send(sock, frame, self.timeout):
-                raise Unavailable(f"cannot reach {self.endpoint} to send {method}")
-            reply = _direct.await_reply(sock, req_id, deadline)
-            if reply is None:
-                raise self._no_answer(method)
-            if reply.status == codec.OK:
-                return codec.decode_value(method, reply.payload)
-            error = codec.decode_error(reply.payload)
-            if isinstance(error, Unavailable):
-                self._outbox.put(("ping",))  # learn the new server's epoch at once
-            if (
-                isinstance(error, ServerRestarted)
-                and _resendable(error, epoch)
-                and resends < _MAX_RESENDS
-                and time.monotonic() < deadline
-            ):
-                # Refused unexecuted by the incarnation it names: send it there again.
-                epoch = error.epoch
-                resends += 1
-                continue
-            raise error
 
     def _await_epoch(self, method: str, deadline: float) -> str:
         """The first epoch, waited for: a state-changing request must name an incarnation."""
@@ -488,8 +420,8 @@ class RegistryClient(RegistryCalls):
         still waits; False when it should fail instead."""
         if (
             p.accepted
-            or p.resends >= _MAX_RESENDS
-            or not _resendable(refusal, p.stamp)
+            or p.resends >= MAX_RESENDS
+            or not resendable(refusal, p.stamp)
             or time.monotonic() - p.born >= self.timeout
         ):
             return False
@@ -645,8 +577,3 @@ class RegistryClient(RegistryCalls):
 
     def capture_persistence_snapshot(self) -> PersistedOpsSnapshot:
         return self._call("capture_persistence_snapshot")  # type: ignore[no-any-return]
-
-
-def _resendable(refusal: ServerRestarted, sent_with: str) -> bool:
-    """A refusal naming another incarnation than the one the request named: re-send there."""
-    return bool(refusal.epoch) and refusal.epoch != sent_with

@@ -464,10 +464,10 @@ def topic(registry: str) -> bytes:
     return registry.encode() + b"\0"
 
 
-def encode_feed(
-    kind: str, watermark: int, dropped_through: int, entries: list[CompletionEntry]
-) -> bytes:
-    return _encoder.encode((VERSION, kind, watermark, dropped_through, entries))
+def encode_feed(kind: str, watermark: int, entries: list[CompletionEntry]) -> bytes:
+    """A feed frame; its ``dropped_through`` field is always 0 (subscribers repair gaps
+    by asking ``list_since``), kept so that the frame's shape does not change."""
+    return _encoder.encode((VERSION, kind, watermark, 0, entries))
 
 
 def decode_feed(frame: bytes) -> FeedMessage:

@@ -25,6 +25,7 @@ from typing import Any
 from actors.model import OperationId, OperationKind, OperationSpec
 from transport.client import RegistryClient
 from transport.feed import FeedSubscriber
+from transport.metrics import percentile
 from transport.server import RegistryServer, ServerConfig
 from transport.workers import OperationError, WorkerPool
 
@@ -57,10 +58,8 @@ class DemoReport:
         return self.operations / self.seconds if self.seconds else 0.0
 
     def latency(self, q: float) -> float:
-        if not self.watcher_latency_ms:
-            return float("nan")
-        data = sorted(self.watcher_latency_ms)
-        return data[min(len(data) - 1, int(q * len(data)))]
+        value = percentile(self.watcher_latency_ms, q)
+        return float("nan") if value is None else value
 
     def rows(self) -> list[tuple[str, str]]:
         rows = [(f"outcome: {k}", str(v)) for k, v in sorted(self.outcomes.items())]

@@ -11,20 +11,33 @@ rules (documented in ``docs/design.md``, *Hardening: waits*):
   than ``heartbeat_interval + client_timeout / 2`` forgets nobody on that beat:
   the clients' heartbeats are queued unread, so their silence means nothing.
 * A client holds at most ``max_waits_per_client`` pending waits.
+
+The messages it sends (cancel a client's waits, release its leases) are ``tell``s
+to registry actors: they never block the I/O thread that calls them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+import pykka
 
 from actors.errors import LimitExceeded, OpsLifecycleError
 from actors.futures import OpsFuture
 from actors.registry import Call
 from transport import codec
 
-__all__ = ["FORGOTTEN_WAIT", "LEASE_REASON", "Client", "Liveness"]
+if TYPE_CHECKING:
+    from actors import OpsRegistry
+
+__all__ = ["FORGOTTEN_WAIT", "LEASE_REASON", "Client", "Liveness", "cancel_waits"]
+
+# The server's log: a forgotten client is one of its events.
+log = logging.getLogger("transport.server")
 
 #: The outcome of a leased operation whose client the server gave up on.
 LEASE_REASON: Final = "owner client went silent"
@@ -113,3 +126,48 @@ class Liveness:
         self._forgotten[identity] = None
         if len(self._forgotten) > _FORGOTTEN_MEMORY:
             self._forgotten.popitem(last=False)
+
+    def forget(
+        self,
+        identity: bytes,
+        client: Client,
+        clients: dict[bytes, Client],
+        registries: dict[str, OpsRegistry],
+    ) -> None:
+        """A client went silent: cancel every wait it holds and end its leased operations.
+
+        Each cancelled wait gets its final ``WaitCancelled`` reply (delivered if the
+        client comes back on the same connection); the futures travel in the cancel
+        message, so a barrier, which its registry holds only weakly, cannot vanish
+        before it is answered.
+        """
+        del clients[identity]
+        by_registry: dict[str, list[OpsFuture[Any]]] = {}
+        for registry, future in client.held.values():
+            if not future.done():
+                by_registry.setdefault(registry, []).append(future)
+        for registry, futures in by_registry.items():
+            cancel_waits(registries.get(registry), futures)
+        for registry in client.leased_in:
+            reg = registries.get(registry)
+            if reg is not None:
+                with contextlib.suppress(pykka.ActorDeadError):
+                    reg._ref.tell(Call("release_leases", (identity, LEASE_REASON), None))
+        if client.held or client.asked_waits or client.leased_in:
+            self.remember(identity)
+        log.info(
+            "client %s forgotten (silent for %.1fs); cancelled its %d wait(s), released its "
+            "leases in %d registr(ies)",
+            identity.hex(),
+            self.client_timeout,
+            sum(len(fs) for fs in by_registry.values()),
+            len(client.leased_in),
+            extra={"event": "client_forgotten"},
+        )
+
+
+def cancel_waits(reg: OpsRegistry | None, futures: list[OpsFuture[Any]]) -> None:
+    """Tell a registry (if still open) to fail these waits with ``WaitCancelled``."""
+    if reg is not None:
+        with contextlib.suppress(pykka.ActorDeadError):
+            reg._ref.tell(Call("cancel_waits", (futures, FORGOTTEN_WAIT), None))

@@ -24,7 +24,6 @@ import stat
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, cast
 
@@ -35,9 +34,8 @@ import zmq.auth
 from actors import OpsLifecycleError, OpsRegistry
 from actors.errors import Internal, InvalidArgument, PermissionDenied
 from actors.futures import OpsFuture
-from actors.lifecycle import DEFAULT_MAX_COMPLETED
 from actors.model import CompletionEntry, new_wait_request_id
-from actors.persistence import DEFAULT_COMPACT_EVERY, PersistenceActor
+from actors.persistence import PersistenceActor
 from actors.registry import Call
 from actors.sqlite_store import SqliteStore
 from transport import codec
@@ -52,8 +50,9 @@ from transport.admission import (
     raise_fd_limit,
 )
 from transport.budgets import ReplyQueues, publish
+from transport.config import ServerConfig
 from transport.errors import Busy, ServerRestarted, TooLarge
-from transport.liveness import FORGOTTEN_WAIT, LEASE_REASON, Client, Liveness
+from transport.liveness import Client, Liveness, cancel_waits
 from transport.logsetup import RefusalLog
 from transport.metrics import ServerMetrics
 from transport.registries import Registries
@@ -69,63 +68,6 @@ _NOBLOCK: Final = int(zmq.NOBLOCK)
 _POLLIN: Final = int(zmq.POLLIN)
 _EVENTS: Final = int(zmq.EVENTS)
 _SNDMORE: Final = int(zmq.SNDMORE)
-
-
-@dataclass
-class ServerConfig:
-    """Everything ``RegistryServer`` can be told; the defaults are the embedded ones."""
-
-    endpoint: str = "tcp://127.0.0.1:5555"
-    feed_endpoint: str = "tcp://127.0.0.1:5556"
-    data_dir: str | None = "./var"
-    synchronous: str = "full"
-    max_completed: int = DEFAULT_MAX_COMPLETED
-    max_concurrent: int | None = None
-    compact_every: int = DEFAULT_COMPACT_EVERY
-    max_frame: int = 1 << 20
-    max_inflight: int = 4096
-    #: registries open at once (each is a thread); idle durable ones are closed to make room
-    max_registries: int = 512
-    #: seconds without a request after which a registry with nothing pending is closed
-    registry_idle: float = 300.0
-    #: the only registry names served (None: any valid name)
-    registries: tuple[str, ...] | None = None
-    #: a reply frame larger than this is answered with ``LimitExceeded`` instead
-    max_reply_frame: int = 16 << 20
-    #: reply bytes queued for one client that is not reading / for all of them together
-    client_reply_bytes: int = 32 << 20
-    server_reply_bytes: int = 256 << 20
-    #: reply frames libzmq queues per client before the server keeps them (see budgets.py)
-    reply_hwm: int = 16
-    #: bytes the PUB socket may queue per subscriber before it drops (subscribers repair)
-    feed_hwm_bytes: int = 64 << 20
-    #: largest feed frame; bigger batches are split, a bigger single entry is left to repair
-    max_feed_frame: int = 64 << 10
-    #: PUB high-water mark in messages (None: ``feed_hwm_bytes // max_feed_frame``)
-    feed_hwm: int | None = None
-    heartbeat_interval: float = 1.0
-    client_timeout: float = 5.0
-    #: watchers, ``wait_any``, ``wait_all`` and ``wait_for_advance`` a client may have
-    #: pending at once (each costs the server a few kilobytes until it settles)
-    max_waits_per_client: int = 10_000
-    #: path of the server's secret certificate (``zmq.auth.create_certificates``)
-    curve_secret_file: str | None = None
-    #: directory of allowed client public certificates
-    curve_allow_dir: str | None = None
-    #: directory of the public certificates that may call ``ADMIN_METHODS`` (a subset of
-    #: the allowed ones); None: every client that gets in may
-    curve_admin_dir: str | None = None
-    #: live connections on both sockets together; beyond it new handshakes are refused.
-    #: None: the fd limit less an eighth of it, at least 64 kept back (``default_max_clients``)
-    max_clients: int | None = None
-    #: ``HOST:PORT`` for a Prometheus ``/metrics`` endpoint (None: no metrics)
-    metrics: str | None = None
-    #: chaos testing only: the share of journal commits that fail on purpose
-    inject_commit_failures: float = 0.0
-
-
-#: The per-client record (kept under its old name for code that refers to it).
-_Client = Client
 
 
 def _prepare_endpoint(endpoint: str) -> str:
@@ -165,7 +107,7 @@ class RegistryServer:
         self._names: Registries | None = None
         self._replies: ReplyQueues | None = None
         self._refusals = RefusalLog(log)
-        self.clients: dict[bytes, _Client] = {}
+        self.clients: dict[bytes, Client] = {}
         self.liveness = Liveness(
             cfg.heartbeat_interval, cfg.client_timeout, cfg.max_waits_per_client
         )
@@ -428,7 +370,7 @@ class RegistryServer:
         self,
         router: zmq.Socket[bytes],
         identity: bytes,
-        client: _Client,
+        client: Client,
         frame: bytes,
         batches: dict[str, list[Call]],
     ) -> None:
@@ -450,7 +392,7 @@ class RegistryServer:
         self,
         router: zmq.Socket[bytes],
         identity: bytes,
-        client: _Client,
+        client: Client,
         req: codec.Request,
         too_large: int,
         batched: bool,
@@ -586,7 +528,7 @@ class RegistryServer:
                 else:
                     # Forgotten while the registry was answering: nobody would ever
                     # cancel it, so cancel it now (its final reply still goes out).
-                    self._cancel_waits(registry, [value])
+                    cancel_waits(self.registries.get(registry), [value])
             outbox = self.outbox
 
             def settled(f: OpsFuture[Any]) -> None:
@@ -622,51 +564,13 @@ class RegistryServer:
 
     def _heartbeat(self, pub: zmq.Socket[bytes], now: float) -> None:
         for name in list(self.registries):
-            frame = codec.encode_feed("heartbeat", self.watermarks.get(name, 0), 0, [])
+            frame = codec.encode_feed("heartbeat", self.watermarks.get(name, 0), [])
             pub.send_multipart([codec.topic(name), frame])
         now_stalled = self.liveness.stalled_for(now)
         expired = self.liveness.expired(self.clients, now)
         if now_stalled > self.liveness.stall:
             log.warning("server loop stalled for %.1fs; clients get a grace period", now_stalled)
         for identity, client in expired:
-            self._forget(identity, client)
-
-    def _cancel_waits(self, registry: str, futures: list[OpsFuture[Any]]) -> None:
-        reg = self.registries.get(registry)
-        if reg is not None:
-            with contextlib.suppress(pykka.ActorDeadError):
-                reg._ref.tell(Call("cancel_waits", (futures, FORGOTTEN_WAIT), None))
-
-    def _forget(self, identity: bytes, client: _Client) -> None:
-        """A client went silent: cancel every wait it holds and end its leased operations.
-
-        Each cancelled wait gets its final ``WaitCancelled`` reply (delivered if the
-        client comes back on the same connection); the futures travel in the cancel
-        message, so a barrier, which its registry holds only weakly, cannot vanish
-        before it is answered.
-        """
-        del self.clients[identity]
-        if self._replies is not None:
-            self._replies.discard(identity)
-        by_registry: dict[str, list[OpsFuture[Any]]] = {}
-        for registry, future in client.held.values():
-            if not future.done():
-                by_registry.setdefault(registry, []).append(future)
-        for registry, futures in by_registry.items():
-            self._cancel_waits(registry, futures)
-        for registry in client.leased_in:
-            reg = self.registries.get(registry)
-            if reg is not None:
-                with contextlib.suppress(pykka.ActorDeadError):
-                    reg._ref.tell(Call("release_leases", (identity, LEASE_REASON), None))
-        if client.held or client.asked_waits or client.leased_in:
-            self.liveness.remember(identity)
-        log.info(
-            "client %s forgotten (silent for %.1fs); cancelled its %d wait(s), released its "
-            "leases in %d registr(ies)",
-            identity.hex(),
-            self.config.client_timeout,
-            sum(len(fs) for fs in by_registry.values()),
-            len(client.leased_in),
-            extra={"event": "client_forgotten"},
-        )
+            if self._replies is not None:
+                self._replies.discard(identity)  # nothing held for a client it forgot
+            self.liveness.forget(identity, client, self.clients, self.registries)

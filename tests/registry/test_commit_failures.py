@@ -23,7 +23,7 @@ from actors import (
     OutcomeUnknown,
     Unavailable,
 )
-from actors.lifecycle import RegisterRecord
+from actors.journal import RegisterRecord
 from actors.persistence import (
     Append,
     Commit,

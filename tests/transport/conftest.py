@@ -15,8 +15,11 @@ from typing import Any
 import pytest
 
 from transport import RegistryServer, ServerConfig
+from transport.cli.ready import await_ready
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The banner's shape (tests that start ``opsreg serve`` themselves check it); a
+#: ``ServerProcess`` learns its endpoints from ``--ready-file`` instead.
 BANNER = re.compile(r"serving requests on (\S+), feed on (\S+),")
 
 
@@ -38,7 +41,7 @@ def server(tmp_path: Path) -> Iterator[RegistryServer]:
 
 
 class ServerProcess:
-    """``opsreg serve`` in a child process; endpoints read from its banner line.
+    """``opsreg serve`` in a child process; endpoints read from its ``--ready-file``.
 
     Its stdout and stderr are drained by threads from the start (the server logs at
     ``info``: an unread pipe would fill and block it); the log lines are kept in ``log``.
@@ -51,6 +54,7 @@ class ServerProcess:
         self.endpoint = "tcp://127.0.0.1:0"
         self.feed_endpoint = "tcp://127.0.0.1:0"
         self.proc: subprocess.Popen[str] | None = None
+        self.ready_file = data_dir.parent / f"{data_dir.name}.ready.json"
         #: every line the server wrote to stderr, across restarts
         self.log: list[str] = []
         #: the ready line of the last start
@@ -68,20 +72,21 @@ class ServerProcess:
             self.feed_endpoint,
             "--data",
             str(self.data_dir),
+            "--ready-file",
+            str(self.ready_file),
             *self.extra,
         ]
+        self.ready_file.unlink(missing_ok=True)
         self.proc = subprocess.Popen(
             cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env
         )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        match = BANNER.search(line)
-        if match is None:
+        ready, line = await_ready(self.proc, self.ready_file)
+        if ready is None:
             err = self.proc.stderr.read() if self.proc.stderr else ""
             raise RuntimeError(f"server did not start: {line!r} {err!r}")
         self.banner = line
         # Keep the same ports on restart.
-        self.endpoint, self.feed_endpoint = match.group(1), match.group(2)
+        self.endpoint, self.feed_endpoint = ready["endpoint"], ready["feed_endpoint"]
         for stream, into in ((self.proc.stdout, []), (self.proc.stderr, self.log)):
             threading.Thread(target=_drain, args=(stream, into), daemon=True).start()
         return self
