@@ -442,7 +442,7 @@ def build() -> dict[str, Any]:
 
     feed = [
         vec(
-            codec.encode_feed("entries", 8, 0, [ENTRY, ENTRY2]),
+            codec.encode_feed("entries", 8, [ENTRY, ENTRY2]),
             topic=codec.topic(REG).hex(),
             kind="entries",
             watermark=8,
@@ -451,7 +451,7 @@ def build() -> dict[str, Any]:
             meaning="entries 7 and 8; watermark is the last entry's seq",
         ),
         vec(
-            codec.encode_feed("heartbeat", 8, 0, []),
+            codec.encode_feed("heartbeat", 8, []),
             topic=codec.topic(REG).hex(),
             kind="heartbeat",
             watermark=8,
