@@ -996,6 +996,12 @@ def _parser() -> argparse.ArgumentParser:
     keys.add_argument("--client", default="client", metavar="NAME", help="client key name")
     keys.add_argument("--json", action="store_true", help="print the paths as a JSON object")
     keys.set_defaults(func=_keys)
+
+    from transport import conformance
+
+    conf = sub.add_parser("conformance", help="run the wire-level conformance suite on a server")
+    conformance.add_arguments(conf)
+    conf.set_defaults(func=lambda a: conformance.command(a, lambda line: _out(_clean(line))))
     return parser
 
 
