@@ -16,7 +16,7 @@ import zmq
 
 from transport import codec
 
-__all__ = ["CheckFailed", "FeedWire", "Skip", "Wire", "expect"]
+__all__ = ["CheckFailed", "FeedWire", "Skip", "Wire", "epoch_of", "error_of", "expect"]
 
 
 class CheckFailed(Exception):
