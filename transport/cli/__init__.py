@@ -39,6 +39,7 @@ import textwrap
 from collections.abc import Callable
 from typing import Any
 
+from transport import conformance
 from transport.cli import admin, client_commands, demo
 from transport.cli.common import (
     DEFAULT_ENDPOINT,
@@ -56,7 +57,7 @@ from transport.cli.common import (
     parse_seq,
     positive_float,
 )
-from transport.cli.output import warn
+from transport.cli.output import clean, out, warn
 
 __all__ = ["main"]
 
@@ -283,6 +284,15 @@ def _parser() -> argparse.ArgumentParser:
     keys.add_argument("--client", default="client", metavar="NAME", help="client key name")
     keys.add_argument("--json", action="store_true", help="print the paths as a JSON object")
     keys.set_defaults(func=admin.keys)
+
+    conf = sub.add_parser(
+        "conformance",
+        help="run the wire-level conformance suite against a running server",
+        epilog=EXIT_HELP,
+        formatter_class=fmt,
+    )
+    conformance.add_arguments(conf)
+    conf.set_defaults(func=lambda a: conformance.command(a, lambda line: out(clean(line))))
     return parser
 
 
