@@ -1,4 +1,4 @@
-"""The registry's methods of SPEC §4, once, for every way of reaching a registry.
+"""The registry's methods of docs/semantics.md, once, for every way of reaching a registry.
 
 ``OpsRegistry`` (in process) and ``transport.RegistryClient`` (over ZeroMQ) both
 inherit them: each method sends one call by name through ``_call`` and returns
@@ -53,7 +53,7 @@ def _id_list(ids: Sequence[OperationId], method: str) -> list[OperationId]:
 
 
 class RegistryCalls:
-    """Mixin: the SPEC §4 methods in terms of ``_call(method, *args)``."""
+    """Mixin: the docs/semantics.md methods in terms of ``_call(method, *args)``."""
 
     def _call(self, method: str, *args: Any) -> Any:
         raise NotImplementedError

@@ -1,7 +1,7 @@
 """The registry actor's commit path: what it does when the persistence actor answers.
 
 A mixin of :class:`~actors.registry.RegistryActor`, kept apart from the
-lifecycle methods. ``Durable`` answers a commit: make it visible (SPEC §4
+lifecycle methods. ``Durable`` answers a commit: make it visible (docs/semantics.md
 order), or roll it back, or — when the outcome is unknown — leave it pending
 and refuse every call until ``InDoubtSettled`` says what the disk holds. Each
 way ends by running the calls that were held for those operations

@@ -1,6 +1,6 @@
 """The ``OpsLifecycleError`` family: one class per reason a call is refused.
 
-Every message is fixed by SPEC §3 and reaches a caller in another process
+Every message is fixed by docs/semantics.md and reaches a caller in another process
 unchanged (the transport codec rebuilds the same class from its name and
 fields). Each error is a value: two errors of the same class with the same
 fields compare equal.
@@ -92,7 +92,7 @@ class NotFound(OpsLifecycleError):
 
 
 class InvalidTransition(OpsLifecycleError):
-    """A method called on an operation whose status does not allow it (SPEC §3)."""
+    """A method called on an operation whose status does not allow it (docs/semantics.md)."""
 
     id: Any
     status: Any

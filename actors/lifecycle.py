@@ -1,4 +1,4 @@
-"""The authority: every lifecycle rule of SPEC §3–§5, as a plain object.
+"""The authority: every lifecycle rule of docs/semantics.md, as a plain object.
 
 ``Lifecycle`` decides and records; it never waits, sends, or reads a clock it
 is not given. The registry actor (the shell) asks it whether a call is legal,
@@ -77,7 +77,7 @@ P = OperationStatus.PROVISIONING
 R = OperationStatus.RUNNING
 RT = OperationStatus.RETIRING
 
-#: SPEC §3: the statuses each action is legal from (action label -> statuses).
+#: docs/semantics.md: the statuses each action is legal from (action label -> statuses).
 LEGAL_FROM: Final[Mapping[str, frozenset[OperationStatus]]] = {
     "provisioning_succeeded": frozenset({P}),
     "fail_operation": frozenset({P, R, RT}),
@@ -93,7 +93,7 @@ LEGAL_FROM: Final[Mapping[str, frozenset[OperationStatus]]] = {
 
 
 def feed_capacity(max_completed: int) -> int:
-    """SPEC §5: the feed keeps the last ``max(4 × max_completed, 1024)`` entries."""
+    """docs/semantics.md: the feed keeps the last ``max(4 × max_completed, 1024)`` entries."""
     return max(4 * max_completed, 1024)
 
 
@@ -481,7 +481,7 @@ class Lifecycle:
     def begin_wait_all(
         self, wait_request_id: str, ids: Sequence[OperationId], run_id: str = ""
     ) -> WaitAllResult | None:
-        """SPEC §4 order: duplicate, already active, unknown. None: the barrier is now active."""
+        """docs/semantics.md order: duplicate, already active, unknown. None: the barrier is now active."""
         seen: set[OperationId] = set()
         for op_id in ids:
             if op_id in seen:

@@ -1,4 +1,4 @@
-"""Immutable value types of SPEC §2.
+"""Immutable value types of docs/semantics.md.
 
 Every value here is a frozen ``msgspec.Struct`` (or a ``str`` subclass for
 identifiers): hashable, comparable by value, and encodable to msgpack and JSON

@@ -47,7 +47,7 @@ class OpsRegistry(RegistryCalls):
     """Thread-safe synchronous facade over one registry actor.
 
     Every method sends one message to the actor and waits for its answer;
-    refusals raise the ``OpsLifecycleError`` subclass of SPEC §3. Methods that
+    refusals raise the ``OpsLifecycleError`` subclass of docs/semantics.md. Methods that
     wait for a condition return an :class:`~actors.futures.OpsFuture` at once.
 
     >>> from actors import OpsRegistry, OperationId, OperationKind, OperationSpec, OperationResult
@@ -129,7 +129,7 @@ class OpsRegistry(RegistryCalls):
         compact_every: int = DEFAULT_COMPACT_EVERY,
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
     ) -> OpsRegistry:
-        """A durable registry on ``data_dir``, recovering whatever is there (SPEC §6).
+        """A durable registry on ``data_dir``, recovering whatever is there (docs/semantics.md).
 
         Every acknowledged terminal outcome survives a crash; operations that
         were in flight come back as ``Terminated("registry restarted")``.
@@ -272,7 +272,7 @@ class OpsRegistry(RegistryCalls):
             reply.set_exception(Internal("registry is not running"))
         return reply
 
-    # --- SPEC §4: the methods come from RegistryCalls --------------------------------------
+    # --- docs/semantics.md: the methods come from RegistryCalls --------------------------------------
 
     def capture_persistence_snapshot(self, epoch_id: str | None = None) -> PersistedOpsSnapshot:
         return self._call("capture_persistence_snapshot", epoch_id)  # type: ignore[no-any-return]

@@ -209,7 +209,7 @@ def _failure_kind(exc: BaseException) -> str:
 class FaultPlan:
     """Failures and stalls a store applies to its next commits.
 
-    This is how tests reach the rollback and in-flight paths of SPEC §4 with a
+    This is how tests reach the rollback and in-flight paths of docs/semantics.md with a
     real store: the store raises at its point of commit (so nothing of the batch is
     written) or blocks before committing (a slow disk).
     """

@@ -5,7 +5,7 @@ only jobs are to ask :class:`~actors.lifecycle.Lifecycle` what is legal,
 stamp times, hold the futures it has handed out (watchers, wait-all,
 wait-any, feed advance), pass journal records to the persistence actor, and
 — when a terminal record is acknowledged — make the outcome visible in the
-order of SPEC §4: watchers, seq and feed, FIFO and eviction, the barrier,
+order of docs/semantics.md: watchers, seq and feed, FIFO and eviction, the barrier,
 and finally the caller's reply. It never blocks on the disk: a terminal call
 is parked until its ``Durable`` message arrives, and the mailbox keeps
 moving meanwhile. A competing call that depends on that operation's status
@@ -305,7 +305,7 @@ class RegistryActor(CommitPath, pykka.ThreadingActor):
         with contextlib.suppress(pykka.ActorDeadError):
             self.actor_ref.tell(Call("cancel_wait_all", (wait_request_id,), None))
 
-    # --- lifecycle methods (SPEC §3) ---------------------------------------------------------
+    # --- lifecycle methods (docs/semantics.md) ---------------------------------------------------------
 
     def _do_register_operation(self, reply: Any, spec: OperationSpec) -> None:
         self._journal(self.lc.register(spec, self.clock()))

@@ -41,7 +41,7 @@ scenarios; servers are subprocesses, started fresh for every measurement).
     ``from_complete_return`` = watcher resolved - ``complete_operation``
     returned in the prober (the definition in the brief; it can be negative,
     because the server resolves watchers before it answers the completing
-    call, SPEC §4), and ``from_complete_call`` = watcher resolved -
+    call, docs/semantics.md), and ``from_complete_call`` = watcher resolved -
     ``complete_operation`` called (end to end, including the durable commit).
     ``under_load`` is measured while the per-call load above runs (probes are
     paced: one at a time, 2 ms apart; the prober and the watcher are two more

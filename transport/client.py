@@ -5,7 +5,7 @@ asyncio loop) put requests on an :class:`~transport._outbox.Outbox` and get an
 :class:`~actors.futures.OpsFuture` back, so one client pipelines as many
 requests as it likes; each reply carries the request id it answers.
 
-Failure rules (SPEC §7):
+Failure rules (docs/protocol.md):
 
 * A call that gets no answer within ``timeout`` raises :class:`Unavailable`.
 * The client learns the server's incarnation (*epoch*) from heartbeats and
@@ -559,7 +559,7 @@ class RegistryClient(DirectPath, RegistryCalls):
             if item[0] == "send":
                 self._settle(item[1], error, True)
 
-    # --- SPEC §4: the methods come from RegistryCalls, as for ``OpsRegistry`` -------------
+    # --- docs/semantics.md: the methods come from RegistryCalls, as for ``OpsRegistry`` -------------
 
     def register_operation(self, spec: OperationSpec) -> None:
         if not (self.direct and isinstance(spec, OperationSpec) and spec.lease):

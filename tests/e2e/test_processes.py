@@ -167,7 +167,7 @@ def test_watchers_survive_a_server_restart_and_barriers_fail_typed(tmp_path: Pat
             cli.register_operation(other)
             watch = cli.register_watcher(spec.id)
             barrier = cli.wait_all("run", [other.id])
-            # Registrations are journaled without waiting (SPEC §6); an acknowledged
+            # Registrations are journaled without waiting (docs/semantics.md); an acknowledged
             # terminal is committed after every record shipped before it, so completing
             # a marker is the barrier that puts the registrations above on disk.
             marker = background_spec("durability-barrier")

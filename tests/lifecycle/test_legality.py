@@ -1,12 +1,12 @@
-"""SPEC §3, cell by cell: every lifecycle method against every status, through ``OpsRegistry``.
+"""docs/semantics.md, cell by cell: every lifecycle method against every status, through ``OpsRegistry``.
 
-The expected table below is written out from the SPEC on purpose (it does not
+The expected table below is written out from docs/semantics.md on purpose (it does not
 import the implementation's ``LEGAL_FROM``), so that a wrong rule in
 ``actors.lifecycle`` shows up here as a failing cell.
 
 Every cell runs twice: on a memory-only registry and on one whose terminal
 transitions go through the persistence actor (``MemoryStore``), because the
-two take different paths to make a terminal outcome visible (SPEC §4).
+two take different paths to make a terminal outcome visible (docs/semantics.md).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ pytestmark = pytest.mark.timeout(120)
 
 WAIT = 5.0
 
-# --- the SPEC §3 table, written out ----------------------------------------------------------
+# --- the docs/semantics.md table, written out ----------------------------------------------------------
 
 METHODS = (
     "provisioning_succeeded",

@@ -1,15 +1,15 @@
 """Random call sequences against ``OpsRegistry``, checked step by step against a reference model.
 
 The model is deliberately naive — plain dicts, a list for the completed FIFO,
-a list for the feed — and restates SPEC §3 to §5 directly. After every step the
+a list for the feed — and restates docs/semantics.md directly. After every step the
 whole visible state of the registry (snapshots, listing, diagnostic counters,
 the feed, and every future it has handed out) must equal the model's.
 
-Where the SPEC leaves a detail open, the model pins the choice that
+Where docs/semantics.md leaves a detail open, the model pins the choice that
 ``actors/lifecycle.py`` makes: ``terminate_owner`` ends operations in
 registration order; a barrier broken by eviction or collection fails with
 ``NotFound`` of its first removed member in request order; a commit that
-satisfies the barrier satisfies it before evicting. Where the SPEC leaves a choice to the
+satisfies the barrier satisfies it before evicting. Where docs/semantics.md leaves a choice to the
 implementation and no document fixes it (which terminal member an immediate
 ``wait_any`` reports, which unknown id it names), any correct answer passes.
 """
@@ -70,7 +70,7 @@ R = OperationStatus.RUNNING
 RT = OperationStatus.RETIRING
 NON_TERMINAL = frozenset({P, R, RT})
 
-#: SPEC §3: action label -> statuses it is legal from
+#: docs/semantics.md: action label -> statuses it is legal from
 LEGAL_FROM: dict[str, frozenset[OperationStatus]] = {
     "provisioning_succeeded": frozenset({P}),
     "fail_operation": frozenset({P, R, RT}),
@@ -308,7 +308,7 @@ class RegistryMachine(RuleBasedStateMachine):
         return None
 
     def finish(self, op_id: OperationId, outcome: Any) -> None:
-        """SPEC §4: a terminal transition becomes visible."""
+        """docs/semantics.md: a terminal transition becomes visible."""
         op = self.ops[op_id]
         op.status = outcome.status
         op.outcome = outcome
@@ -428,7 +428,7 @@ class RegistryMachine(RuleBasedStateMachine):
         expect_error(calls[method], error)
         if error is None:
             self.finish(op_id, outcome)
-            # The caller's reply comes after the outcome is visible (SPEC §4).
+            # The caller's reply comes after the outcome is visible (docs/semantics.md).
             batch = reg.list_since(mark)
             assert [e.seq for e in batch.entries] == [mark + 1]
 

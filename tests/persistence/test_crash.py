@@ -1,4 +1,4 @@
-"""Real ``kill -9`` of a registry process, then recovery from the same directory (SPEC §6)."""
+"""Real ``kill -9`` of a registry process, then recovery from the same directory (docs/semantics.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC §4: a terminal outcome becomes visible only after the store acknowledges it."""
+"""docs/semantics.md: a terminal outcome becomes visible only after the store acknowledges it."""
 
 from __future__ import annotations
 

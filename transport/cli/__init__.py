@@ -1,4 +1,4 @@
-"""The ``opsreg`` command (SPEC §8). The only module that writes to the terminal.
+"""The ``opsreg`` command (the README). The only module that writes to the terminal.
 
 ``serve`` and ``example`` run a server or an in-process walk-through; every other
 subcommand is a client of a running server::

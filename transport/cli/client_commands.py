@@ -180,7 +180,7 @@ def wait(args: argparse.Namespace) -> int:
                 raise NotFound(op_id)
             snaps[op_id] = snap
         # One watcher per id, not ``wait_all``: a registry holds a single wait_all barrier
-        # (SPEC §4), so a CLI taking it would make the application's own wait_all fail with
+        # (docs/semantics.md), so a CLI taking it would make the application's own wait_all fail with
         # WaitAlreadyActive, or fail itself while the application holds it. Watchers are
         # per caller and unlimited, and each outcome can be printed the moment it arrives.
         arrived: queue.SimpleQueue[tuple[Any, Any]] = queue.SimpleQueue()
