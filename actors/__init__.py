@@ -12,6 +12,9 @@ The public API on one screen::
         done = reg.register_watcher(op)           # an OpsFuture (pykka future, awaitable)
         reg.complete_operation(op, OperationResult(id=op, content="ok"))
         done.get(timeout=5)                       # Completed(result=...)
+
+Test hooks and back ends (``Lifecycle``, ``FaultPlan``, ``MemoryStore``, ``SqliteStore``)
+are not part of this surface: import them from :mod:`actors.testing`.
 """
 
 import logging
@@ -35,7 +38,7 @@ from actors.errors import (
     WaitCancelled,
 )
 from actors.futures import OpsFuture
-from actors.lifecycle import DEFAULT_MAX_COMPLETED, Lifecycle
+from actors.lifecycle import DEFAULT_MAX_COMPLETED
 from actors.model import (
     Aborted,
     Cancelled,
@@ -60,9 +63,8 @@ from actors.model import (
     WaitAllSatisfied,
 )
 from actors.ops_registry import OpsRegistry
-from actors.persistence import FaultPlan, MemoryStore
 from actors.registry import RESTART_REASON
-from actors.sqlite_store import SqliteStore, StoreError
+from actors.sqlite_store import StoreError
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -79,14 +81,11 @@ __all__ = [
     "DiagnosticSnapshot",
     "DuplicateWaitOperation",
     "Failed",
-    "FaultPlan",
     "Internal",
     "InvalidArgument",
     "InvalidTransition",
-    "Lifecycle",
     "LimitExceeded",
     "MaxConcurrentExceeded",
-    "MemoryStore",
     "NotFound",
     "OperationId",
     "OperationKind",
@@ -105,7 +104,6 @@ __all__ = [
     "PermissionDenied",
     "PersistedOpsSnapshot",
     "Retired",
-    "SqliteStore",
     "StoreError",
     "Terminated",
     "Unavailable",

@@ -36,13 +36,15 @@ class OpsFuture(pykka.ThreadingFuture[T]):
 
     def __init__(self) -> None:
         super().__init__()
+        #: our own flag: pykka keeps its result in a private attribute
+        self._is_set = False
         self._callbacks: list[Callable[[OpsFuture[T]], None]] | None = []
         self._cb_lock = threading.Lock()
         #: set on ``wait_all`` futures: the barrier's request id (to cancel it by id)
         self.wait_request_id: str | None = None
 
     def done(self) -> bool:
-        return self._result is not None
+        return self._is_set
 
     def add_done_callback(self, fn: Callable[[OpsFuture[T]], None]) -> None:
         """Call ``fn(self)`` once the future is set (at once if it already is)."""
@@ -63,12 +65,14 @@ class OpsFuture(pykka.ThreadingFuture[T]):
 
     def set(self, value: Any | None = None) -> None:
         super().set(value)
+        self._is_set = True
         self._run_callbacks()
 
     def set_exception(self, exc_info: Any = None) -> None:
         if isinstance(exc_info, BaseException):
             exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
         super().set_exception(exc_info if exc_info is not None else sys.exc_info())
+        self._is_set = True
         self._run_callbacks()
 
     def __await__(self) -> Generator[Any, None, T]:

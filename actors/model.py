@@ -58,7 +58,9 @@ __all__ = [
     "WaitAllSatisfied",
     "check_text",
     "clip_text",
+    "dec_hook",
     "decode",
+    "enc_hook",
     "encode",
     "failure_text",
     "new_wait_request_id",
@@ -507,20 +509,22 @@ class PersistedOpsSnapshot(msgspec.Struct, frozen=True):
 # --- encoding ------------------------------------------------------------------------
 
 
-def _enc_hook(obj: Any) -> Any:
+def enc_hook(obj: Any) -> Any:
+    """msgspec's ``enc_hook`` for opsreg values (the codec and the store use it)."""
     if isinstance(obj, OperationId):
         return str(obj)
     raise NotImplementedError(f"cannot encode {type(obj).__name__}")
 
 
-def _dec_hook(kind: type, obj: Any) -> Any:
+def dec_hook(kind: type, obj: Any) -> Any:
+    """msgspec's ``dec_hook`` for opsreg values (the codec and the store use it)."""
     if kind is OperationId:
         return OperationId(obj)
     raise NotImplementedError(f"cannot decode {kind!r}")
 
 
-_json_encoder = msgspec.json.Encoder(enc_hook=_enc_hook)
-_msgpack_encoder = msgspec.msgpack.Encoder(enc_hook=_enc_hook)
+_json_encoder = msgspec.json.Encoder(enc_hook=enc_hook)
+_msgpack_encoder = msgspec.msgpack.Encoder(enc_hook=enc_hook)
 
 T = TypeVar("T")
 
@@ -536,8 +540,8 @@ def decode(data: bytes, kind: type[T], *, fmt: str = "msgpack") -> T:
     """Decode and validate; bad input raises :class:`InvalidArgument`."""
     try:
         if fmt == "json":
-            return msgspec.json.decode(data, type=kind, dec_hook=_dec_hook)
-        return msgspec.msgpack.decode(data, type=kind, dec_hook=_dec_hook)
+            return msgspec.json.decode(data, type=kind, dec_hook=dec_hook)
+        return msgspec.msgpack.decode(data, type=kind, dec_hook=dec_hook)
     except msgspec.ValidationError as exc:
         raise InvalidArgument(f"cannot decode {getattr(kind, '__name__', kind)}: {exc}") from None
     except msgspec.DecodeError as exc:

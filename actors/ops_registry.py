@@ -263,6 +263,14 @@ class OpsRegistry(RegistryCalls):
                 f"registry did not answer {method} within {self.call_timeout}s"
             ) from None
 
+    def tell(self, message: Any) -> None:
+        """Hand ``message`` (a ``Call`` or a list of them) to the actor without waiting.
+
+        For servers: each ``Call``'s ``reply`` future is set by the actor. Raises
+        ``pykka.ActorDeadError`` when the registry is no longer running.
+        """
+        self._ref.tell(message)
+
     def call_async(self, method: str, *args: Any) -> OpsFuture[Any]:
         """Send one call without waiting; the future holds its answer (used by servers)."""
         reply: OpsFuture[Any] = OpsFuture()

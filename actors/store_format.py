@@ -20,7 +20,7 @@ from typing import Final
 import msgspec
 
 from actors.journal import JournalRecord
-from actors.model import PersistedOpsSnapshot, _dec_hook, _enc_hook
+from actors.model import PersistedOpsSnapshot, dec_hook, enc_hook
 
 __all__ = [
     "APPLICATION_ID",
@@ -88,9 +88,9 @@ CREATE INDEX journal_by_registry ON journal (registry, lsn);
     + SNAPSHOT_TABLES
 )
 
-encoder = msgspec.msgpack.Encoder(enc_hook=_enc_hook)
-record_decoder = msgspec.msgpack.Decoder(JournalRecord, dec_hook=_dec_hook)
-snapshot_decoder = msgspec.msgpack.Decoder(PersistedOpsSnapshot, dec_hook=_dec_hook)
+encoder = msgspec.msgpack.Encoder(enc_hook=enc_hook)
+record_decoder = msgspec.msgpack.Decoder(JournalRecord, dec_hook=dec_hook)
+snapshot_decoder = msgspec.msgpack.Decoder(PersistedOpsSnapshot, dec_hook=dec_hook)
 
 _NUMBERS = struct.Struct("<qq")
 _HEADER = struct.Struct("<qqqq")

@@ -15,7 +15,7 @@ The public API on one screen::
 
 import logging
 
-from transport import codec
+from transport import codec as codec  # the frames, for those who speak the wire (docs/protocol.md)
 from transport.client import RegistryClient
 from transport.config import ServerConfig
 from transport.errors import (
@@ -47,5 +47,4 @@ __all__ = [
     "TooLarge",
     "Unavailable",
     "WorkerPool",
-    "codec",
 ]

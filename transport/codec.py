@@ -60,8 +60,8 @@ from actors.model import (
     Outcome,
     PersistedOpsSnapshot,
     WaitAllResult,
-    _dec_hook,
-    _enc_hook,
+    dec_hook,
+    enc_hook,
     trusted_values,
 )
 from transport.errors import Busy, FeedCursorAhead, FeedGap, ServerRestarted, TooLarge, Unavailable
@@ -225,11 +225,11 @@ _request_decoder = msgspec.msgpack.Decoder(Request)
 _reply_decoder = msgspec.msgpack.Decoder(Reply)
 _request_batch_decoder = msgspec.msgpack.Decoder(RequestBatch)
 _reply_batch_decoder = msgspec.msgpack.Decoder(ReplyBatch)
-_feed_decoder = msgspec.msgpack.Decoder(FeedMessage, dec_hook=_dec_hook)
+_feed_decoder = msgspec.msgpack.Decoder(FeedMessage, dec_hook=dec_hook)
 
 
 def _arg_decoder(types: tuple[Any, ...]) -> msgspec.msgpack.Decoder[Any]:
-    return msgspec.msgpack.Decoder(tuple[types] if types else tuple[()], dec_hook=_dec_hook)  # type: ignore[valid-type]
+    return msgspec.msgpack.Decoder(tuple[types] if types else tuple[()], dec_hook=dec_hook)  # type: ignore[valid-type]
 
 
 _ARG_DECODERS: Final = {m: _arg_decoder(t) for m, (t, _) in METHODS.items()}
@@ -242,7 +242,7 @@ _SHORT_DECODERS: Final = {
     for m, k in OPTIONAL_TAIL.items()
 }
 _VALUE_DECODERS: Final = {
-    m: msgspec.msgpack.Decoder(r if r is not None else None, dec_hook=_dec_hook)
+    m: msgspec.msgpack.Decoder(r if r is not None else None, dec_hook=dec_hook)
     for m, (_, r) in METHODS.items()
 }
 _ARITY: Final = {m: len(t) for m, (t, _) in METHODS.items()}
@@ -269,7 +269,7 @@ class _Raw:
 def _enc(obj: Any) -> Any:
     if isinstance(obj, _Raw):
         return list(obj.args)
-    return _enc_hook(obj)
+    return enc_hook(obj)
 
 
 _encoder = msgspec.msgpack.Encoder(enc_hook=_enc)

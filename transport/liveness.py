@@ -152,7 +152,7 @@ class Liveness:
             reg = registries.get(registry)
             if reg is not None:
                 with contextlib.suppress(pykka.ActorDeadError):
-                    reg._ref.tell(Call("release_leases", (identity, LEASE_REASON), None))
+                    reg.tell(Call("release_leases", (identity, LEASE_REASON), None))
         if client.held or client.asked_waits or client.leased_in:
             self.remember(identity)
         log.info(
@@ -170,4 +170,4 @@ def cancel_waits(reg: OpsRegistry | None, futures: list[OpsFuture[Any]]) -> None
     """Tell a registry (if still open) to fail these waits with ``WaitCancelled``."""
     if reg is not None:
         with contextlib.suppress(pykka.ActorDeadError):
-            reg._ref.tell(Call("cancel_waits", (futures, FORGOTTEN_WAIT), None))
+            reg.tell(Call("cancel_waits", (futures, FORGOTTEN_WAIT), None))

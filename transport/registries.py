@@ -48,7 +48,7 @@ _IN_FLIGHT: Final = frozenset({"provisioning", "running", "retiring"})
 
 def _tell(reg: OpsRegistry, calls: list[Call]) -> None:
     try:
-        reg._ref.tell(calls)
+        reg.tell(calls)
     except pykka.ActorDeadError:
         for call in calls:
             assert call.reply is not None

@@ -25,7 +25,6 @@ from actors import (
     Failed,
     InvalidTransition,
     MaxConcurrentExceeded,
-    MemoryStore,
     NotFound,
     OperationId,
     OperationKind,
@@ -40,6 +39,7 @@ from actors import (
     Retired,
     Terminated,
 )
+from actors.testing import MemoryStore
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -42,7 +42,6 @@ from actors import (
     Failed,
     InvalidTransition,
     MaxConcurrentExceeded,
-    MemoryStore,
     NotFound,
     OperationId,
     OperationKind,
@@ -62,6 +61,7 @@ from actors import (
     WaitAlreadyActive,
     WaitCancelled,
 )
+from actors.testing import MemoryStore
 
 WAIT = 5.0
 

@@ -6,15 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from actors import (
-    Cancelled,
-    Completed,
-    FaultPlan,
-    Internal,
-    InvalidTransition,
-    OperationStatus,
-    OpsRegistry,
-)
+from actors import Cancelled, Completed, Internal, InvalidTransition, OperationStatus, OpsRegistry
+from actors.testing import FaultPlan
 from tests.conftest import background_spec, result_for
 
 pytestmark = pytest.mark.timeout(30)
@@ -116,7 +109,7 @@ def test_failed_batch_for_terminate_owner_rolls_back_every_member(durable) -> No
 
 
 def test_memory_store_journal_replays_to_the_live_state(durable) -> None:  # type: ignore[no-untyped-def]
-    from actors import Lifecycle
+    from actors.testing import Lifecycle
 
     reg, _ = durable
     ids = [_running(reg, f"op-{i}") for i in range(5)]

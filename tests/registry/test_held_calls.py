@@ -8,7 +8,6 @@ import pytest
 
 from actors import (
     Cancelled,
-    FaultPlan,
     Internal,
     InvalidArgument,
     InvalidTransition,
@@ -17,6 +16,7 @@ from actors import (
     OpsRegistry,
     Terminated,
 )
+from actors.testing import FaultPlan
 from tests.conftest import background_spec, result_for
 
 pytestmark = pytest.mark.timeout(30)

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from actors import FaultPlan, Internal, InvalidTransition, OperationStatus
+from actors import Internal, InvalidTransition, OperationStatus
+from actors.testing import FaultPlan
 from tests.conftest import background_spec, result_for
 from tests.transport.conftest import server  # noqa: F401 - the fixture
 from transport import RegistryClient, RegistryServer

@@ -59,7 +59,7 @@ from actors.model import (
     Terminated,
     WaitAllResult,
     WaitAllSatisfied,
-    _enc_hook,
+    enc_hook,
 )
 from transport import codec
 from transport.errors import Busy, FeedCursorAhead, FeedGap, ServerRestarted, TooLarge
@@ -276,7 +276,7 @@ ERRORS: list[OpsLifecycleError] = [
 
 
 def builtins(value: Any) -> Any:
-    return msgspec.to_builtins(value, enc_hook=_enc_hook)
+    return msgspec.to_builtins(value, enc_hook=enc_hook)
 
 
 def vec(hex_of: bytes, **fields: Any) -> dict[str, Any]:

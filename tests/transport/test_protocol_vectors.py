@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from actors.model import CompletionEntry, _dec_hook
+from actors.model import CompletionEntry, dec_hook
 from transport import codec
 
 VECTORS = json.loads(
@@ -27,7 +27,7 @@ VECTORS = json.loads(
 
 def _value(payload: Any, kind: Any) -> Any:
     """A JSON-form value as the model type ``kind``."""
-    return msgspec.convert(payload, type=kind, dec_hook=_dec_hook)
+    return msgspec.convert(payload, type=kind, dec_hook=dec_hook)
 
 
 def _args(method: str, args: list[Any]) -> tuple[Any, ...]:
