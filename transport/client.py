@@ -297,15 +297,24 @@ class RegistryClient(DirectPath, RegistryCalls):
                 self._send_frame(codec.encode_request(0, self._epoch, self.registry, "ping", ()))
                 continue
             encoded = self._encode(item[1])
-            if encoded is None:
-                continue
-            if batch and (len(batch) >= codec.MAX_BATCH or size + len(encoded[2]) > self.max_frame):
-                self._send_batch(batch)
-                batch, size = [], 0
-            batch.append(encoded)
-            size += len(encoded[2])
+            if encoded is not None:
+                batch, size = self._pack(batch, size, encoded)
         self._send_batch(batch)
         return True
+
+    def _pack(
+        self,
+        batch: list[tuple[int, _Pending, bytes]],
+        size: int,
+        encoded: tuple[int, _Pending, bytes],
+    ) -> tuple[list[tuple[int, _Pending, bytes]], int]:
+        """Add one encoded request to ``batch`` (``size`` bytes so far), sending the batch
+        first when the request would not fit; returns the batch and its size."""
+        if batch and (len(batch) >= codec.MAX_BATCH or size + len(encoded[2]) > self.max_frame):
+            self._send_batch(batch)
+            batch, size = [], 0
+        batch.append(encoded)
+        return batch, size + len(encoded[2])
 
     def _send(self, p: _Pending) -> None:
         encoded = self._encode(p)
@@ -447,13 +456,8 @@ class RegistryClient(DirectPath, RegistryCalls):
                 self._settle(p, self._not_sent(p.method), True)
                 continue
             encoded = self._encode(p)
-            if encoded is None:
-                continue
-            if batch and (len(batch) >= codec.MAX_BATCH or size + len(encoded[2]) > self.max_frame):
-                self._send_batch(batch)
-                batch, size = [], 0
-            batch.append(encoded)
-            size += len(encoded[2])
+            if encoded is not None:
+                batch, size = self._pack(batch, size, encoded)
         self._send_batch(batch)
 
     def _settle(self, p: _Pending, value: Any, is_error: bool) -> None:
