@@ -2,39 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from actors import Cancelled, Completed, Internal, InvalidTransition, OperationStatus, OpsRegistry
-from actors.testing import FaultPlan
-from tests.conftest import background_spec, result_for
+from actors import Cancelled, Completed, Internal, InvalidTransition, OperationStatus
+from tests.conftest import result_for
+from tests.registry.conftest import running
 
 pytestmark = pytest.mark.timeout(30)
 
 
-@pytest.fixture
-def durable() -> Iterator[tuple[OpsRegistry, FaultPlan]]:
-    reg = OpsRegistry.with_memory_store()
-    store = reg.store
-    assert store is not None
-    try:
-        yield reg, store.faults
-    finally:
-        store.faults.release()
-        reg.stop()
-
-
-def _running(reg: OpsRegistry, name: str = "op"):  # type: ignore[no-untyped-def]
-    spec = background_spec(name)
-    reg.register_operation(spec)
-    reg.provisioning_succeeded(spec.id)
-    return spec.id
-
-
 def test_failed_commit_rolls_back_and_retry_succeeds(durable) -> None:  # type: ignore[no-untyped-def]
     reg, faults = durable
-    op = _running(reg)
+    op = running(reg)
     watch = reg.register_watcher(op)
     any_wait = reg.wait_any([op])
     barrier = reg.wait_all("run", [op])
@@ -65,8 +44,8 @@ def test_failed_commit_rolls_back_and_retry_succeeds(durable) -> None:  # type: 
 
 def test_nothing_is_visible_while_the_commit_is_in_flight(durable) -> None:  # type: ignore[no-untyped-def]
     reg, faults = durable
-    op = _running(reg)
-    other = _running(reg, "other")
+    op = running(reg)
+    other = running(reg, "other")
     faults.hold()
     reply = reg.call_async("complete_operation", op, result_for(op))
     assert faults.entered.wait(5), "the store should be inside its transaction"
@@ -97,7 +76,7 @@ def test_nothing_is_visible_while_the_commit_is_in_flight(durable) -> None:  # t
 
 def test_failed_batch_for_terminate_owner_rolls_back_every_member(durable) -> None:  # type: ignore[no-untyped-def]
     reg, faults = durable
-    ids = [_running(reg, f"op-{i}") for i in range(3)]
+    ids = [running(reg, f"op-{i}") for i in range(3)]
     faults.fail_next(1, "I/O error")
     with pytest.raises(Internal):
         reg.terminate_owner("shutdown")
@@ -112,7 +91,7 @@ def test_memory_store_journal_replays_to_the_live_state(durable) -> None:  # typ
     from actors.testing import Lifecycle
 
     reg, _ = durable
-    ids = [_running(reg, f"op-{i}") for i in range(5)]
+    ids = [running(reg, f"op-{i}") for i in range(5)]
     reg.complete_operation(ids[0], result_for(ids[0]))
     reg.fail_operation(ids[1], "boom")
     reg.cancel_operation(ids[2], None)

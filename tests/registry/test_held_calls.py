@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from actors import (
@@ -17,28 +15,10 @@ from actors import (
     Terminated,
 )
 from actors.testing import FaultPlan
-from tests.conftest import background_spec, result_for
+from tests.conftest import result_for
+from tests.registry.conftest import running
 
 pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture
-def durable() -> Iterator[tuple[OpsRegistry, FaultPlan]]:
-    reg = OpsRegistry.with_memory_store()
-    store = reg.store
-    assert store is not None
-    try:
-        yield reg, store.faults
-    finally:
-        store.faults.release()
-        reg.stop()
-
-
-def _running(reg: OpsRegistry, name: str = "op"):  # type: ignore[no-untyped-def]
-    spec = background_spec(name)
-    reg.register_operation(spec)
-    reg.provisioning_succeeded(spec.id)
-    return spec.id
 
 
 def _hold_completion(reg: OpsRegistry, faults: FaultPlan, op):  # type: ignore[no-untyped-def]
@@ -50,7 +30,7 @@ def _hold_completion(reg: OpsRegistry, faults: FaultPlan, op):  # type: ignore[n
 
 def test_competing_cancel_waits_for_the_commit_then_learns_the_durable_status(durable) -> None:  # type: ignore[no-untyped-def]
     reg, faults = durable
-    op = _running(reg)
+    op = running(reg)
     reply = _hold_completion(reg, faults, op)
     cancel = reg.call_async("cancel_operation", op, "from another client")
     progress = reg.call_async("report_progress", op, OperationProgressUpdate("late"))
@@ -70,7 +50,7 @@ def test_competing_cancel_waits_for_the_commit_then_learns_the_durable_status(du
 
 def test_competing_cancel_runs_normally_after_a_rollback(durable) -> None:  # type: ignore[no-untyped-def]
     reg, faults = durable
-    op = _running(reg)
+    op = running(reg)
     watch = reg.register_watcher(op)
     faults.fail_next(1, "disk full")
     reply = _hold_completion(reg, faults, op)
@@ -89,7 +69,7 @@ def test_competing_cancel_runs_normally_after_a_rollback(durable) -> None:  # ty
 
 def test_held_calls_on_one_operation_are_answered_in_arrival_order(durable) -> None:  # type: ignore[no-untyped-def]
     reg, faults = durable
-    op = _running(reg)
+    op = running(reg)
     faults.fail_next(1, "disk full")
     reply = _hold_completion(reg, faults, op)
     first = reg.call_async("fail_operation", op, "first")
@@ -105,8 +85,8 @@ def test_held_calls_on_one_operation_are_answered_in_arrival_order(durable) -> N
 
 def test_terminate_owner_waits_for_pending_targets_and_ends_rolled_back_ones(durable) -> None:  # type: ignore[no-untyped-def]
     reg, faults = durable
-    op = _running(reg)
-    other = _running(reg, "other")
+    op = running(reg)
+    other = running(reg, "other")
     faults.fail_next(1, "disk full")
     reply = _hold_completion(reg, faults, op)
     terminate = reg.call_async("terminate_owner", "owner gone")
@@ -121,7 +101,7 @@ def test_terminate_owner_waits_for_pending_targets_and_ends_rolled_back_ones(dur
 
 def test_complete_with_another_operations_result_is_refused(durable) -> None:  # type: ignore[no-untyped-def]
     reg, _ = durable
-    a, b = _running(reg, "a"), _running(reg, "b")
+    a, b = running(reg, "a"), running(reg, "b")
     with pytest.raises(InvalidArgument, match="not the operation's"):
         reg.complete_operation(a, result_for(b))
     assert reg.snapshot(a).status is OperationStatus.RUNNING
@@ -132,7 +112,7 @@ def test_complete_with_another_operations_result_is_refused(durable) -> None:  #
 
 def test_complete_with_another_operations_result_is_refused_in_memory() -> None:
     with OpsRegistry.start() as reg:
-        a, b = _running(reg, "a"), _running(reg, "b")
+        a, b = running(reg, "a"), running(reg, "b")
         with pytest.raises(InvalidArgument):
             reg.complete_operation(a, result_for(b))
         assert reg.snapshot(a).status is OperationStatus.RUNNING
