@@ -3,7 +3,9 @@
 ``OpsRegistry`` (in process) and ``transport.RegistryClient`` (over ZeroMQ) both
 inherit them: each method sends one call by name through ``_call`` and returns
 its answer, so the two have the same names, arguments and errors by
-construction.
+construction. The methods are typed here for editors and mypy; their names,
+argument names and optional arguments are those of the method table
+(``actors/calls.py``), which ``tests/test_calls_table.py`` checks.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from actors.calls import PageKey
 from actors.errors import InvalidArgument
 from actors.futures import OpsFuture
 from actors.model import (
@@ -26,14 +29,12 @@ from actors.model import (
     OperationSpec,
     OperationStatus,
     Outcome,
+    PersistedOpsSnapshot,
     WaitAllResult,
     check_text,
     failure_text,
 )
 from actors.paging import DEFAULT_PAGE
-
-#: what ``list_operations`` pages by: the ``(display_name, id)`` of a page's last item
-PageKey = tuple[str, OperationId]
 
 __all__ = ["PageKey", "RegistryCalls", "page_key"]
 
@@ -173,6 +174,10 @@ class RegistryCalls:
 
     def wait_for_advance(self, after_seq: int) -> OpsFuture[int]:
         return self._call("wait_for_advance", after_seq)  # type: ignore[no-any-return]
+
+    def capture_persistence_snapshot(self) -> PersistedOpsSnapshot:
+        """The registry's whole state as the store would persist it."""
+        return self._call("capture_persistence_snapshot")  # type: ignore[no-any-return]
 
     def diagnostic_snapshot(self) -> DiagnosticSnapshot:
         return self._call("diagnostic_snapshot")  # type: ignore[no-any-return]

@@ -27,6 +27,7 @@ from typing import Any, Final
 
 import pykka
 
+from actors import calls
 from actors.commit_path import RECOVERING, CommitPath
 from actors.errors import (
     Internal,
@@ -116,6 +117,21 @@ def _text(value: Any, what: str) -> str:
     return value
 
 
+def handlers(actor: object) -> dict[str, Callable[..., Any]]:
+    """``actors.calls.METHODS`` and ``INTERNAL`` mapped to ``actor._do_<name>``.
+
+    A table entry without its handler fails here, when the registry starts, not
+    when the first caller asks for it.
+    """
+    out: dict[str, Callable[..., Any]] = {}
+    for name in (*calls.METHODS, *sorted(calls.INTERNAL)):
+        handler = getattr(actor, "_do_" + name, None)
+        if handler is None:
+            raise TypeError(f"{type(actor).__name__} has no handler _do_{name} for {name}")
+        out[name] = handler
+    return out
+
+
 class RegistryActor(CommitPath, pykka.ThreadingActor):
     """One registry. Create it through :class:`OpsRegistry`; talk to it with ``Call`` messages."""
 
@@ -146,9 +162,8 @@ class RegistryActor(CommitPath, pykka.ThreadingActor):
         #: journal messages produced while handling the current mailbox message
         self.outgoing: list[Append | Commit] = []
         self.next_token = 0
-        self.handlers: dict[str, Callable[..., Any]] = {
-            name[4:]: getattr(self, name) for name in dir(self) if name.startswith("_do_")
-        }
+        #: the method table's entries and the server-only messages, each to its ``_do_`` handler
+        self.handlers: dict[str, Callable[..., Any]] = handlers(self)
 
     @staticmethod
     def _create_actor_inbox() -> Any:

@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import zmq
 
+from actors import calls
 from transport import codec
 from transport._outbox import Outbox
 from transport.errors import ServerRestarted, Unavailable
@@ -131,7 +132,7 @@ class DirectPath:
     def _exchange(self, sock: zmq.Socket[bytes], method: str, args: tuple[Any, ...]) -> Any:
         deadline = time.monotonic() + self.timeout
         epoch = self._epoch
-        if not epoch and method in codec.MUTATING:
+        if not epoch and calls.changes_state(method):
             epoch = self._await_epoch(method, deadline)
         resends = 0
         while True:

@@ -39,6 +39,8 @@ from zmq.auth.base import VERSION as ZAP_VERSION
 from zmq.auth.base import Authenticator
 from zmq.utils.monitor import parse_monitor_message
 
+from actors import calls
+
 __all__ = [
     "ADMIN_METHODS",
     "ZAP_DOMAIN",
@@ -55,7 +57,7 @@ log = logging.getLogger(__name__)
 #: client could undo the work of every other: ``terminate_owner`` ends every
 #: running operation, ``collect_completed`` drains every client's results,
 #: ``cancel_wait_all`` cancels whichever barrier is active, whoever set it.
-ADMIN_METHODS: Final = frozenset({"terminate_owner", "collect_completed", "cancel_wait_all"})
+ADMIN_METHODS: Final = calls.ADMIN  # the table's ``admin`` entries (actors/calls.py)
 
 #: Set on the server's sockets so that libzmq asks the ZAP handler about NULL
 #: (unauthenticated) connections too, not only CURVE ones.

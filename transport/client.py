@@ -44,12 +44,12 @@ import msgspec
 import pykka
 import zmq
 
+from actors import calls
 from actors.api import RegistryCalls
 from actors.errors import InvalidArgument, OpsLifecycleError, WaitCancelled
 from actors.futures import OpsFuture
 from actors.model import (
     OperationSpec,
-    PersistedOpsSnapshot,
 )
 from transport import codec
 from transport._direct import MAX_RESENDS, DirectPath, resendable
@@ -214,7 +214,7 @@ class RegistryClient(DirectPath, RegistryCalls):
         ``wait_for_advance`` the answer is itself a future. Futures are
         awaitable, so ``await client.submit("watermark")`` works in asyncio.
         """
-        if method not in codec.METHODS:
+        if method not in calls.METHODS:
             raise InvalidArgument(f"unknown method {method!r}")
         if self._closed:
             raise Unavailable("client is closed")
@@ -223,7 +223,7 @@ class RegistryClient(DirectPath, RegistryCalls):
         return first
 
     def _call(self, method: str, *args: Any) -> Any:
-        if self.direct and method not in codec.FUTURE_METHODS:
+        if self.direct and method not in calls.FUTURE:
             return self._direct_call(method, args)
         first = self.submit(method, *args)
         try:
@@ -247,7 +247,7 @@ class RegistryClient(DirectPath, RegistryCalls):
         return frame
 
     def _no_answer(self, method: str) -> Unavailable:
-        maybe = "; it may or may not have happened" if method in codec.MUTATING else ""
+        maybe = "; it may or may not have happened" if calls.changes_state(method) else ""
         return Unavailable(
             f"no answer to {method} from {self.endpoint} within {self.timeout}s{maybe}"
         )
@@ -327,7 +327,7 @@ class RegistryClient(DirectPath, RegistryCalls):
             epoch = self._epoch
             # Parked until the first heartbeat answer names an epoch; once one request is
             # parked, those after it queue behind it so a pipeline keeps its order.
-            if self._parked or (not epoch and p.method in codec.MUTATING):
+            if self._parked or (not epoch and calls.changes_state(p.method)):
                 self._parked.append(p)
                 return None
         req_id = next(self._ids)
@@ -520,7 +520,7 @@ class RegistryClient(DirectPath, RegistryCalls):
                     # Re-establish the wait on the new server; the caller's future stays the same.
                     again = _Pending(p.method, p.args, None, p.final)
                     resend.append(again)
-            elif p.method in codec.MUTATING:
+            elif calls.changes_state(p.method):
                 self._settle(
                     p,
                     Unavailable(
@@ -578,6 +578,3 @@ class RegistryClient(DirectPath, RegistryCalls):
                 f"no answer to register_operation from {self.endpoint} within {self.timeout}s"
                 "; it may or may not have happened"
             ) from None
-
-    def capture_persistence_snapshot(self) -> PersistedOpsSnapshot:
-        return self._call("capture_persistence_snapshot")  # type: ignore[no-any-return]

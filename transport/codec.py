@@ -28,6 +28,7 @@ from typing import Any, Final
 
 import msgspec
 
+from actors.calls import METHODS
 from actors.errors import (
     AlreadyPeerReady,
     AlreadyRegistered,
@@ -46,20 +47,9 @@ from actors.errors import (
     WaitCancelled,
 )
 from actors.model import (
-    CompletionBatch,
     CompletionEntry,
-    DiagnosticSnapshot,
     OperationId,
-    OperationKind,
-    OperationLifecycleSnapshot,
-    OperationPeerHandle,
-    OperationProgressUpdate,
-    OperationResult,
-    OperationSpec,
     OperationStatus,
-    Outcome,
-    PersistedOpsSnapshot,
-    WaitAllResult,
     dec_hook,
     enc_hook,
     trusted_values,
@@ -68,11 +58,7 @@ from transport.errors import Busy, FeedCursorAhead, FeedGap, ServerRestarted, To
 
 __all__ = [
     "BATCH",
-    "FUTURE_METHODS",
     "MAX_BATCH",
-    "METHODS",
-    "MUTATING",
-    "OPTIONAL_TAIL",
     "VERSION",
     "FeedMessage",
     "Reply",
@@ -105,80 +91,8 @@ ERROR: Final = 1
 ACCEPTED: Final = 2  # a future was registered; its value follows in a second reply
 PONG: Final = 3  # payload: the server's epoch, or [epoch, False] once to a forgotten client
 
-Ids = list[OperationId]
-#: ``(display_name, id)`` of the last operation of the previous page
-PageKey = tuple[str, OperationId]
-
-#: method -> (argument types, reply type). Trailing arguments counted in ``OPTIONAL_TAIL``
-#: may be omitted (they arrive as None), so callers written before they existed still work.
-METHODS: Final[dict[str, tuple[tuple[Any, ...], Any]]] = {
-    "register_operation": ((OperationSpec,), None),
-    "provisioning_succeeded": ((OperationId,), None),
-    "provisioning_failed": ((OperationId, str), None),
-    "peer_ready": ((OperationId, OperationPeerHandle), None),
-    "register_watcher": ((OperationId,), Outcome),
-    "report_progress": ((OperationId, OperationProgressUpdate), None),
-    "complete_operation": ((OperationId, OperationResult), None),
-    "fail_operation": ((OperationId, str), None),
-    "abort_provisioning": ((OperationId, str | None), None),
-    "cancel_operation": ((OperationId, str | None), None),
-    "request_retire": ((OperationId,), None),
-    "mark_retired": ((OperationId,), None),
-    "snapshot": ((OperationId,), OperationLifecycleSnapshot | None),
-    "list_operations": (
-        (
-            str | None,
-            OperationStatus | None,
-            OperationKind | None,
-            int | None,
-            PageKey | None,
-        ),
-        list[OperationLifecycleSnapshot],
-    ),
-    "terminate_owner": ((str,), None),
-    "collect_completed": ((), list[tuple[OperationId, Outcome]]),
-    "wait_all": ((str, Ids), WaitAllResult),
-    "cancel_wait_all": ((), bool),
-    "wait_any": ((Ids,), tuple[OperationId, Outcome]),
-    "list_since": ((int, int | None), CompletionBatch),
-    "watermark": ((), int),
-    "wait_for_advance": ((int,), int),
-    "capture_persistence_snapshot": ((), PersistedOpsSnapshot),
-    "diagnostic_snapshot": ((), DiagnosticSnapshot),
-}
-
-#: method -> how many of its trailing arguments may be omitted.
-OPTIONAL_TAIL: Final[dict[str, int]] = {
-    "abort_provisioning": 1,
-    "cancel_operation": 1,
-    "list_operations": 5,
-    "list_since": 1,
-}
-
-#: Methods whose answer is a future: ``ACCEPTED`` first, the value later.
-FUTURE_METHODS: Final = frozenset({"register_watcher", "wait_all", "wait_any", "wait_for_advance"})
-
-#: Methods that change state: never retried by the client, and refused by a
-#: server that is not the incarnation the client addressed.
-MUTATING: Final = frozenset(
-    {
-        "register_operation",
-        "provisioning_succeeded",
-        "provisioning_failed",
-        "peer_ready",
-        "report_progress",
-        "complete_operation",
-        "fail_operation",
-        "abort_provisioning",
-        "cancel_operation",
-        "request_retire",
-        "mark_retired",
-        "terminate_owner",
-        "collect_completed",
-        "wait_all",
-        "cancel_wait_all",
-    }
-)
+# The method table (names, argument and reply types, futures, read-only) is
+# actors/calls.py; the decoders below are built from it.
 
 
 class Request(msgspec.Struct, array_like=True):
@@ -232,20 +146,20 @@ def _arg_decoder(types: tuple[Any, ...]) -> msgspec.msgpack.Decoder[Any]:
     return msgspec.msgpack.Decoder(tuple[types] if types else tuple[()], dec_hook=dec_hook)  # type: ignore[valid-type]
 
 
-_ARG_DECODERS: Final = {m: _arg_decoder(t) for m, (t, _) in METHODS.items()}
-#: method -> {argument count: decoder} for the shortened forms ``OPTIONAL_TAIL`` allows
+_ARG_DECODERS: Final = {name: _arg_decoder(m.arg_types) for name, m in METHODS.items()}
+#: method -> {argument count: decoder} for the shortened forms its optional tail allows
 _SHORT_DECODERS: Final = {
-    m: {
-        n: _arg_decoder(METHODS[m][0][:n])
-        for n in range(len(METHODS[m][0]) - k, len(METHODS[m][0]))
+    name: {
+        n: _arg_decoder(m.arg_types[:n]) for n in range(len(m.args) - m.optional_tail, len(m.args))
     }
-    for m, k in OPTIONAL_TAIL.items()
+    for name, m in METHODS.items()
+    if m.optional_tail
 }
 _VALUE_DECODERS: Final = {
-    m: msgspec.msgpack.Decoder(r if r is not None else None, dec_hook=dec_hook)
-    for m, (_, r) in METHODS.items()
+    name: msgspec.msgpack.Decoder(m.reply if m.reply is not None else None, dec_hook=dec_hook)
+    for name, m in METHODS.items()
 }
-_ARITY: Final = {m: len(t) for m, (t, _) in METHODS.items()}
+_ARITY: Final = {name: len(m.args) for name, m in METHODS.items()}
 
 
 # --- requests --------------------------------------------------------------------------------

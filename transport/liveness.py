@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pykka
 
+from actors import calls
 from actors.errors import LimitExceeded, OpsLifecycleError
 from actors.futures import OpsFuture
 from actors.registry import Call
-from transport import codec
 
 if TYPE_CHECKING:
     from actors import OpsRegistry
@@ -91,7 +91,7 @@ class Liveness:
 
     def admit_wait(self, client: Client, method: str) -> OpsLifecycleError | None:
         """Refuse a wait beyond the budget; count it when admitted."""
-        if method not in codec.FUTURE_METHODS:
+        if method not in calls.FUTURE:
             return None
         if client.asked_waits + len(client.held) >= self.max_waits:
             return LimitExceeded("waits held for this client", self.max_waits)

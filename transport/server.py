@@ -31,7 +31,7 @@ import pykka
 import zmq
 import zmq.auth
 
-from actors import OpsLifecycleError, OpsRegistry
+from actors import OpsLifecycleError, OpsRegistry, calls
 from actors.errors import Internal, InvalidArgument, PermissionDenied
 from actors.futures import OpsFuture
 from actors.model import CompletionEntry, new_wait_request_id
@@ -412,7 +412,7 @@ class RegistryServer:
                 codec.encode_reply(req.req_id, codec.PONG, self.liveness.pong(client, self.epoch)),
             )
             return
-        if req.method in codec.MUTATING and req.server_epoch != self.epoch:
+        if calls.changes_state(req.method) and req.server_epoch != self.epoch:
             self._reply_error(router, identity, req.req_id, ServerRestarted(self.epoch))
             return
         if req.method in ADMIN_METHODS and not may_administer(self._admins, self._frame):
@@ -446,7 +446,7 @@ class RegistryServer:
             try:
                 self._names.park(name, call, time.monotonic())
             except OpsLifecycleError as exc:
-                if req.method in codec.FUTURE_METHODS:
+                if req.method in calls.FUTURE:
                     client.asked_waits -= 1  # admitted above, but it never reached a registry
                 self._reply_error(router, identity, req.req_id, exc)
                 return
@@ -513,7 +513,7 @@ class RegistryServer:
         client = self.clients.get(identity)
         if client is not None:
             client.inflight -= 1
-            if method in codec.FUTURE_METHODS and client.asked_waits:
+            if method in calls.FUTURE and client.asked_waits:
                 client.asked_waits -= 1
         metrics = self.metrics
         if metrics is not None:

@@ -14,13 +14,13 @@ import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from actors import OperationId
+from actors import OperationId, calls
 from tests.conftest import background_spec, result_for
 from transport import RegistryClient, RegistryServer, codec
 
 pytestmark = pytest.mark.timeout(300)
 
-METHODS = sorted(codec.METHODS)
+METHODS = sorted(calls.METHODS)
 UNKNOWN = str(OperationId.new())
 
 scalars = st.one_of(

@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from actors import calls
 from actors.errors import (
     AlreadyPeerReady,
     AlreadyRegistered,
@@ -297,8 +298,8 @@ def build() -> dict[str, Any]:
                 registry=REG,
                 args=builtins(list(args)),
                 meaning=meaning,
-                future=method in codec.FUTURE_METHODS,
-                state_changing=method in codec.MUTATING,
+                future=method in calls.FUTURE,
+                state_changing=method in calls.CHANGES_STATE,
             )
         )
         req_id += 1
@@ -314,7 +315,7 @@ def build() -> dict[str, Any]:
                 args=builtins(list(args)),
                 meaning=meaning,
                 future=False,
-                state_changing=method in codec.MUTATING,
+                state_changing=method in calls.CHANGES_STATE,
             )
         )
         req_id += 1
@@ -356,7 +357,7 @@ def build() -> dict[str, Any]:
                 status=codec.OK,
                 payload=builtins(value),
                 meaning=f"OK: the value of {method}"
-                + (" (its final reply, after ACCEPTED)" if method in codec.FUTURE_METHODS else ""),
+                + (" (its final reply, after ACCEPTED)" if method in calls.FUTURE else ""),
             )
         )
     replies.append(

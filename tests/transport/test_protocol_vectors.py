@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from actors import calls
 from actors.model import CompletionEntry, dec_hook
 from transport import codec
 
@@ -31,7 +32,7 @@ def _value(payload: Any, kind: Any) -> Any:
 
 
 def _args(method: str, args: list[Any]) -> tuple[Any, ...]:
-    types = codec.METHODS[method][0][: len(args)]
+    types = calls.METHODS[method].arg_types[: len(args)]
     return tuple(_value(args, tuple[types] if types else tuple[()]))  # type: ignore[valid-type]
 
 
@@ -75,9 +76,9 @@ def test_request_vectors_encode_and_decode_exactly(vector: dict[str, Any]) -> No
         return
     decoded = codec.decode_args(method, req.args)
     # Omitted optional trailing arguments arrive as None.
-    assert decoded == args + (None,) * (len(codec.METHODS[method][0]) - len(args))
-    assert vector["future"] == (method in codec.FUTURE_METHODS)
-    assert vector["state_changing"] == (method in codec.MUTATING)
+    assert decoded == args + (None,) * (len(calls.METHODS[method].arg_types) - len(args))
+    assert vector["future"] == (method in calls.FUTURE)
+    assert vector["state_changing"] == (method in calls.CHANGES_STATE)
 
 
 @pytest.mark.parametrize("vector", VECTORS["replies"], ids=_id)
@@ -85,7 +86,7 @@ def test_reply_vectors_encode_and_decode_exactly(vector: dict[str, Any]) -> None
     frame = bytes.fromhex(vector["hex"])
     status, method = vector["status"], vector["method"]
     if status == codec.OK:
-        value = _value(vector["payload"], codec.METHODS[method][1])
+        value = _value(vector["payload"], calls.METHODS[method].reply)
     else:
         value = vector["payload"]
     assert codec.encode_reply(vector["req_id"], status, value) == frame
@@ -156,17 +157,17 @@ def test_every_method_error_class_and_frame_kind_has_a_vector() -> None:
     full = {
         v["method"]
         for v in VECTORS["requests"]
-        if v["method"] != "ping" and len(v["args"]) == len(codec.METHODS[v["method"]][0])
+        if v["method"] != "ping" and len(v["args"]) == len(calls.METHODS[v["method"]].args)
     }
-    assert full == set(codec.METHODS)
-    assert {m for m in codec.OPTIONAL_TAIL} <= {
+    assert full == set(calls.METHODS)
+    assert {n for n, m in calls.METHODS.items() if m.optional_tail} <= {
         v["method"]
         for v in VECTORS["requests"]
-        if v["method"] in codec.METHODS and len(v["args"]) < len(codec.METHODS[v["method"]][0])
+        if v["method"] in calls.METHODS and len(v["args"]) < len(calls.METHODS[v["method"]].args)
     }
     assert "ping" in {v["method"] for v in VECTORS["requests"]}
     ok = {v["method"] for v in VECTORS["replies"] if v["status"] == codec.OK}
-    assert ok == set(codec.METHODS)
+    assert ok == set(calls.METHODS)
     statuses = {v["status"] for v in VECTORS["replies"]} | {v["status"] for v in VECTORS["errors"]}
     assert statuses == {codec.OK, codec.ERROR, codec.ACCEPTED, codec.PONG}
     pongs = [v["payload"] for v in VECTORS["replies"] if v["status"] == codec.PONG]
@@ -195,14 +196,14 @@ def test_protocol_md_method_table_and_error_catalogue_agree_with_the_codec() -> 
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
     methods = _table_rows(doc, "## 6. Methods")
-    assert set(methods) == set(codec.METHODS) | {"ping"}
-    for name in codec.METHODS:
+    assert set(methods) == set(calls.METHODS) | {"ping"}
+    for name in calls.METHODS:
         _, args, _, future, changes, admin = methods[name]
-        assert (future == "yes") == (name in codec.FUTURE_METHODS), name
-        assert (changes == "yes") == (name in codec.MUTATING), name
+        assert (future == "yes") == (name in calls.FUTURE), name
+        assert (changes == "yes") == (name in calls.CHANGES_STATE), name
         assert (admin == "yes") == (name in ADMIN_METHODS), name
         optional = args.count("*optional*")
-        expected = codec.OPTIONAL_TAIL.get(name, 0)
+        expected = calls.METHODS[name].optional_tail
         assert optional == expected or (optional == 1 and args.startswith("all")), name
     errors = _table_rows(doc, "## 8. Errors")
     assert set(errors) == set(codec._ERRORS)

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from transport import codec
+from actors import calls
 from transport.conformance._errors import ERROR_CHECKS
 from transport.conformance._feed import FEED_CHECKS
 from transport.conformance._frames import FRAME_CHECKS
@@ -41,9 +41,9 @@ Check = Callable[[Session], "str | None"]
 
 
 def _every_method(s: Session) -> str:
-    missing = sorted(set(codec.METHODS) - s.exercised)
+    missing = sorted(set(calls.METHODS) - s.exercised)
     expect(not missing, f"never answered successfully: {', '.join(missing)}")
-    return f"{len(codec.METHODS)} methods"
+    return f"{len(calls.METHODS)} methods"
 
 
 #: every check, in the order it runs (later ones build on the state earlier ones left)

@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 
+from actors import calls
 from actors.model import OperationId, OperationKind, OperationProgressUpdate
 from transport import codec
 from transport.conformance._lifecycle import PEER
@@ -108,15 +109,15 @@ def future_version(s: Session) -> None:
 
 def server_restarted(s: Session) -> str:
     samples = _mutating_samples(s)
-    missing = sorted(codec.MUTATING - samples.keys())
+    missing = sorted(calls.CHANGES_STATE - samples.keys())
     expect(not missing, f"no sample arguments for {missing}")
-    for method in sorted(codec.MUTATING):
+    for method in sorted(calls.CHANGES_STATE):
         for epoch in ("", "not-" + s.wire.epoch):
             reply = s.wire.call(method, *samples[method], epoch=epoch)
             s.wire.error(reply, "ServerRestarted", [s.wire.epoch])
     spec = samples["register_operation"][0]
     expect(s.ok("snapshot", spec.id) is None, "a refused register_operation was executed")
-    return f"{len(codec.MUTATING)} state-changing methods"
+    return f"{len(calls.CHANGES_STATE)} state-changing methods"
 
 
 def _mutating_samples(s: Session) -> dict[str, tuple[Any, ...]]:
@@ -153,12 +154,12 @@ def read_only_without_epoch(s: Session) -> str:
         "wait_any": ([done],),
         "wait_for_advance": (0,),
     }
-    read_only = set(codec.METHODS) - codec.MUTATING
+    read_only = set(calls.METHODS) - calls.CHANGES_STATE
     missing = sorted(read_only - samples.keys())
     expect(not missing, f"no sample arguments for read-only {missing}")
     for method in sorted(read_only):
         reply = s.wire.call(method, *samples[method], epoch="")
-        if method in codec.FUTURE_METHODS:
+        if method in calls.FUTURE:
             expect(reply.status == codec.ACCEPTED, f"{method} without epoch: {reply.status}")
             s.final(method, reply.req_id)
         else:
