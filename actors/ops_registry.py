@@ -15,6 +15,7 @@ from typing import Any, Final, cast
 import pykka
 
 from actors.api import RegistryCalls
+from actors.arguments import text
 from actors.errors import (
     Internal,
     InvalidArgument,
@@ -34,7 +35,7 @@ from actors.persistence import (
     Store,
 )
 from actors.recovery import fold_recovered
-from actors.registry import RESTART_REASON, Call, RegistryActor, _text, now_ms
+from actors.registry import RESTART_REASON, Call, RegistryActor, now_ms
 
 __all__ = ["OpsRegistry"]
 
@@ -184,7 +185,7 @@ class OpsRegistry(RegistryCalls):
         on_entries: Callable[[list[CompletionEntry]], None] | None = None,
     ) -> OpsRegistry:
         """Start registry ``registry`` on an open persistence actor (a server hosts many)."""
-        _text(registry, "registry")
+        text(registry, "registry")
         recovered = cast(Recovered, persistence_ref.ask(("recover", registry)))
         live = fold_recovered(recovered, max_completed, max_concurrent)
         # The persistence actor's replica starts from the same state; copying it costs

@@ -22,12 +22,12 @@ import logging
 import queue
 import time
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import pykka
 
-from actors import calls
+from actors import arguments, calls
 from actors.commit_path import RECOVERING, CommitPath
 from actors.errors import (
     Internal,
@@ -41,14 +41,9 @@ from actors.journal import CollectRecord
 from actors.leases import Leases
 from actors.lifecycle import CommitEffects, Lifecycle
 from actors.model import (
-    MAX_ID_BYTES,
-    Aborted,
-    Cancelled,
-    Completed,
     CompletionBatch,
     CompletionEntry,
     DiagnosticSnapshot,
-    Failed,
     OperationId,
     OperationLifecycleSnapshot,
     OperationPeerHandle,
@@ -57,10 +52,7 @@ from actors.model import (
     OperationSpec,
     Outcome,
     PersistedOpsSnapshot,
-    Retired,
-    Terminated,
     WaitAllResult,
-    check_text,
     new_wait_request_id,
 )
 from actors.paging import OperationQuery, page_limit
@@ -97,24 +89,6 @@ class Call:
         self.method = method
         self.args = args
         self.reply = reply
-
-
-def _ids(values: Iterable[Any], what: str) -> list[OperationId]:
-    if isinstance(values, str | bytes):
-        raise InvalidArgument(f"{what} must be a list of operation ids, not a string")
-    return [OperationId(v) for v in values]
-
-
-def _opt_reason(reason: Any) -> str | None:
-    if reason is not None and not isinstance(reason, str):
-        raise InvalidArgument(f"reason must be a string or None, got {type(reason).__name__}")
-    return reason
-
-
-def _text(value: Any, what: str) -> str:
-    if not isinstance(value, str):
-        raise InvalidArgument(f"{what} must be a string, got {type(value).__name__}")
-    return value
 
 
 def handlers(actor: object) -> dict[str, Callable[..., Any]]:
@@ -329,14 +303,10 @@ class RegistryActor(CommitPath, pykka.ThreadingActor):
         self._journal(self.lc.start(OperationId(op_id), self.clock()))
 
     def _do_provisioning_failed(self, reply: Any, op_id: Any, error: Any) -> Any:
-        return self._terminal(
-            reply, [(OperationId(op_id), "fail_operation", Failed(_text(error, "error")))]
-        )
+        return self._terminal(reply, [arguments.terminal("provisioning_failed", op_id, error)])
 
     def _do_fail_operation(self, reply: Any, op_id: Any, error: Any) -> Any:
-        return self._terminal(
-            reply, [(OperationId(op_id), "fail_operation", Failed(_text(error, "error")))]
-        )
+        return self._terminal(reply, [arguments.terminal("fail_operation", op_id, error)])
 
     def _do_peer_ready(self, reply: Any, op_id: Any, handle: OperationPeerHandle) -> None:
         self.lc.peer_ready(OperationId(op_id), handle)
@@ -345,32 +315,24 @@ class RegistryActor(CommitPath, pykka.ThreadingActor):
         self.lc.progress(OperationId(op_id), update)
 
     def _do_complete_operation(self, reply: Any, op_id: Any, result: OperationResult) -> Any:
-        if not isinstance(result, OperationResult):
-            raise InvalidArgument(
-                f"complete_operation needs an OperationResult, got {type(result).__name__}"
-            )
-        return self._terminal(
-            reply, [(OperationId(op_id), "complete_operation", Completed(result))]
-        )
+        return self._terminal(reply, [arguments.terminal("complete_operation", op_id, result)])
 
     def _do_abort_provisioning(self, reply: Any, op_id: Any, reason: Any = None) -> Any:
-        outcome = Aborted(_opt_reason(reason))
-        return self._terminal(reply, [(OperationId(op_id), "abort_provisioning", outcome)])
+        return self._terminal(reply, [arguments.terminal("abort_provisioning", op_id, reason)])
 
     def _do_cancel_operation(self, reply: Any, op_id: Any, reason: Any = None) -> Any:
-        outcome = Cancelled(_opt_reason(reason))
-        return self._terminal(reply, [(OperationId(op_id), "cancel_operation", outcome)])
+        return self._terminal(reply, [arguments.terminal("cancel_operation", op_id, reason)])
 
     def _do_request_retire(self, reply: Any, op_id: Any) -> None:
         self.lc.request_retire(OperationId(op_id))
 
     def _do_mark_retired(self, reply: Any, op_id: Any) -> Any:
-        return self._terminal(reply, [(OperationId(op_id), "mark_retired", Retired())])
+        return self._terminal(reply, [arguments.terminal("mark_retired", op_id)])
 
     def _do_terminate_owner(self, reply: Any, reason: Any) -> Any:
-        outcome = Terminated(_text(reason, "reason"))
+        action, outcome = arguments.terminated(reason)
         targets = self.lc.terminate_targets()
-        return self._terminal(reply, [(op_id, "terminate_owner", outcome) for op_id in targets])
+        return self._terminal(reply, [(op_id, action, outcome) for op_id in targets])
 
     def _do_collect_completed(self, reply: Any) -> list[tuple[OperationId, Outcome]]:
         drained, failed = self.lc.collect_completed()
@@ -419,7 +381,7 @@ class RegistryActor(CommitPath, pykka.ThreadingActor):
         return f
 
     def _do_wait_any(self, reply: Any, ids: Any) -> OpsFuture[tuple[OperationId, Outcome]]:
-        members = _ids(ids, "wait_any ids")
+        members = arguments.ids(ids, "wait_any ids")
         found = self.lc.wait_any(members)
         if found is not None:
             return resolved(found)
@@ -428,8 +390,8 @@ class RegistryActor(CommitPath, pykka.ThreadingActor):
         return f
 
     def _do_wait_all(self, reply: Any, run_id: Any, ids: Any) -> OpsFuture[WaitAllResult]:
-        check_text(run_id, "run_id", MAX_ID_BYTES)
-        members = _ids(ids, "wait_all ids")
+        arguments.run_id(run_id)
+        members = arguments.ids(ids, "wait_all ids")
         wait_request_id = new_wait_request_id()
         result = self.lc.begin_wait_all(wait_request_id, members, run_id)
         if result is not None:
@@ -452,8 +414,7 @@ class RegistryActor(CommitPath, pykka.ThreadingActor):
         return True
 
     def _do_wait_for_advance(self, reply: Any, after_seq: int) -> OpsFuture[int]:
-        if isinstance(after_seq, bool) or not isinstance(after_seq, int) or after_seq < 0:
-            raise InvalidArgument(f"after_seq must be a non-negative integer, got {after_seq!r}")
+        arguments.after_seq(after_seq)
         mark = self.lc.watermark
         if mark > after_seq:
             return resolved(mark)
@@ -485,7 +446,7 @@ class RegistryActor(CommitPath, pykka.ThreadingActor):
 
     def _do_terminate_operations(self, reply: Any, ids: Any, reason: Any) -> Any:
         """``Terminated(reason)`` for each of ``ids`` still running; ended or unknown are skipped."""
-        outcome = Terminated(_text(reason, "reason"))
-        wanted = set(_ids(ids, "ids"))
+        action, outcome = arguments.terminated(reason)
+        wanted = set(arguments.ids(ids, "ids"))
         targets = [op_id for op_id in self.lc.terminate_targets() if op_id in wanted]
-        return self._terminal(reply, [(op_id, "terminate_owner", outcome) for op_id in targets])
+        return self._terminal(reply, [(op_id, action, outcome) for op_id in targets])
