@@ -2,8 +2,8 @@
 
 The suite opens its own DEALER (and SUB, for the feed) and speaks raw frames
 built with :mod:`transport.codec`'s encoders, never ``RegistryClient`` or
-``FeedSubscriber``; it is derived from the codec's method table (``METHODS``,
-``MUTATING``, ``FUTURE_METHODS``), so a method added to the table and not to
+``FeedSubscriber``; it is derived from the method table (``actors.calls``: ``METHODS``,
+``CHANGES_STATE``, ``FUTURE``), so a method added to the table and not to
 the suite is reported as a failure. It runs in a fresh registry named
 ``conformance-<random>`` unless told otherwise, so pointing it at a live
 server touches no real data.
