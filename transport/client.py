@@ -113,7 +113,6 @@ class RegistryClient(DirectPath, RegistryCalls):
         self,
         endpoint: str,
         registry: str = "default",
-        feed_endpoint: str | None = None,
         timeout: float = 10.0,
         *,
         heartbeat: float = 1.0,
@@ -125,7 +124,6 @@ class RegistryClient(DirectPath, RegistryCalls):
     ) -> None:
         self.endpoint = endpoint
         self.registry = registry
-        self.feed_endpoint = feed_endpoint
         self.timeout = timeout
         self.heartbeat = heartbeat
         self.max_frame = max_frame

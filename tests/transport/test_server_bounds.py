@@ -194,7 +194,7 @@ def test_a_subscriber_that_never_reads_cannot_grow_the_server(tmp_path: Path) ->
         stalled.setsockopt(zmq.RCVBUF, 4096)
         stalled.setsockopt(zmq.SUBSCRIBE, codec.topic("default"))
         stalled.connect(sp.feed_endpoint)
-        with RegistryClient(sp.endpoint, timeout=60, feed_endpoint=sp.feed_endpoint) as cli:
+        with RegistryClient(sp.endpoint, timeout=60) as cli:
             cli.watermark()  # opens "default", whose heartbeats then go out
             assert stalled.poll(10_000)  # the subscription is in place
             baseline = _status(sp.proc.pid, "VmRSS")

@@ -155,7 +155,6 @@ def connect(args: argparse.Namespace) -> Iterator[Any]:
         client = RegistryClient(
             args.endpoint,
             registry=args.registry,
-            feed_endpoint=args.feed_endpoint,
             timeout=args.timeout,
             **curve,
         )
