@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Final, cast
 
 import pykka
 
@@ -32,7 +32,6 @@ from actors.persistence import (
     PersistenceActor,
     Recover,
     Recovered,
-    Stats,
     Store,
 )
 from actors.recovery import fold_recovered
@@ -108,10 +107,6 @@ class DurableStore:
     def flush(self, timeout: float | None = None) -> None:
         """Wait until every journal record sent so far has been committed (or failed)."""
         self.ref.ask(Flush(), timeout=timeout)
-
-    def stats(self, timeout: float | None = None) -> dict[str, Any]:
-        """The persistence actor's counters."""
-        return cast(dict[str, Any], self.ref.ask(Stats(), timeout=timeout))
 
     def stop(self) -> None:
         """Write what is pending and a compacted snapshot of each changed registry, then close."""
