@@ -63,6 +63,7 @@ __all__ = [
     "enc_hook",
     "encode",
     "failure_text",
+    "new_incarnation_id",
     "new_wait_request_id",
     "trusted_values",
 ]
@@ -113,6 +114,15 @@ _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[
 
 def new_wait_request_id() -> str:
     """A fresh identifier for one ``wait_all`` request."""
+    return str(uuid_utils.uuid7())
+
+
+def new_incarnation_id() -> str:
+    """A fresh identifier for one incarnation (one run) of a server, registry or store.
+
+    The same form as other ids (a UUIDv7 string), but a different concept: it names
+    a run, so a peer that sees it change knows what it held from the old run is gone.
+    """
     return str(uuid_utils.uuid7())
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from typing import Any, Final, cast
+from typing import Any
 
 import pykka
 
 from actors.api import RegistryCalls
-from actors.arguments import text
+from actors.durable import DEFAULT_CALL_TIMEOUT, DurableStore
+from actors.durable import attach as attach_registry
 from actors.errors import (
     Internal,
     InvalidArgument,
@@ -29,19 +30,16 @@ from actors.model import (
 )
 from actors.persistence import (
     DEFAULT_COMPACT_EVERY,
+    Flush,
     MemoryStore,
     PersistenceActor,
-    Recovered,
     Store,
 )
-from actors.recovery import fold_recovered
-from actors.registry import RESTART_REASON, Call, RegistryActor, now_ms
+from actors.registry import Call, RegistryActor, now_ms
 
 __all__ = ["OpsRegistry"]
 
 log = logging.getLogger("actors.registry")
-
-DEFAULT_CALL_TIMEOUT: Final = 60.0
 
 
 class OpsRegistry(RegistryCalls):
@@ -71,10 +69,13 @@ class OpsRegistry(RegistryCalls):
         name: str = "default",
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
         store: Store | None = None,
+        journal: pykka.ActorRef[PersistenceActor] | None = None,
     ) -> None:
+        """``persistence_ref``: a persistence actor this registry owns (and stops);
+        ``journal``: the one its records go to, when it does not own it."""
         self._ref = actor_ref
         self._persistence_ref = persistence_ref
-        self._attached_persistence = persistence_ref
+        self._attached_persistence = journal if journal is not None else persistence_ref
         self._store = store
         self.name = name
         self.call_timeout = call_timeout
@@ -137,24 +138,14 @@ class OpsRegistry(RegistryCalls):
         Raises :class:`~actors.sqlite_store.StoreError` when the store cannot
         be used (damaged, newer format, held by another live process).
         """
-        from actors.sqlite_store import SqliteStore
-
-        store = SqliteStore(data_dir, synchronous)
         Lifecycle(max_completed=max_completed, max_concurrent=max_concurrent)  # validate first
-        persistence_ref = PersistenceActor.start(store, compact_every)
+        durable = DurableStore.open(data_dir, synchronous, compact_every)
         try:
-            persistence_ref.ask(("open",))
-            return cls.attach(
-                persistence_ref,
-                registry,
-                max_completed,
-                max_concurrent,
-                owns_persistence=True,
-                store=store,
-                call_timeout=call_timeout,
+            return durable.attach(
+                registry, max_completed, max_concurrent, owns=True, call_timeout=call_timeout
             )
         except BaseException:
-            persistence_ref.stop()
+            durable.stop()
             raise
 
     @classmethod
@@ -184,36 +175,20 @@ class OpsRegistry(RegistryCalls):
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
         on_entries: Callable[[list[CompletionEntry]], None] | None = None,
     ) -> OpsRegistry:
-        """Start registry ``registry`` on an open persistence actor (a server hosts many)."""
-        text(registry, "registry")
-        recovered = cast(Recovered, persistence_ref.ask(("recover", registry)))
-        live = fold_recovered(recovered, max_completed, max_concurrent)
-        # The persistence actor's replica starts from the same state; copying it costs
-        # O(retained), replaying the journal a second time would cost O(journal).
-        mirror = from_persisted(
-            live.to_persisted(""),
-            keep_non_terminal=True,
-            max_completed=max_completed,
-            max_concurrent=max_concurrent,
-            override_limits=True,
-        )
-        persistence_ref.ask(("attach", registry, mirror))
-        epoch = recovered.snapshot.epoch_id if recovered.snapshot is not None else None
-        ref = RegistryActor.start(live, registry, persistence_ref, now_ms, epoch, on_entries)
-        reg = cls(
-            ref,
-            persistence_ref if owns_persistence else None,
-            name=registry,
-            call_timeout=call_timeout,
+        """Start registry ``registry`` on an open persistence actor (a server hosts many).
+
+        The same recovery as :meth:`open` and the server's (:mod:`actors.durable`).
+        """
+        return attach_registry(
+            persistence_ref,
+            registry,
+            max_completed,
+            max_concurrent,
+            owns_persistence=owns_persistence,
             store=store,
+            call_timeout=call_timeout,
+            on_entries=on_entries,
         )
-        reg._attached_persistence = persistence_ref
-        try:
-            reg.terminate_owner(RESTART_REASON)
-        except BaseException:
-            reg.stop()
-            raise
-        return reg
 
     @property
     def store(self) -> Store | None:
@@ -228,7 +203,7 @@ class OpsRegistry(RegistryCalls):
         """Wait until every journal record sent so far has been committed (or failed)."""
         ref = self._attached_persistence
         if ref is not None and ref.is_alive():
-            ref.ask(("flush",), timeout=self.call_timeout)
+            ref.ask(Flush(), timeout=self.call_timeout)
 
     def stop(self) -> None:
         """Stop cleanly: commits in flight are answered first, then pending futures fail

@@ -9,7 +9,12 @@ The registry actor sends it two kinds of message:
     terminal records; each ``Commit`` is answered with a ``Durable`` message
     to the registry once the transaction holding it is on disk (or failed).
 
-A failed commit is classified in one place (:func:`classify_failure`):
+The one who opened the store (:class:`actors.durable.DurableStore`) asks it
+typed requests: ``OpenStore``, ``Recover``, ``Attach``, ``Detach``, ``Flush``
+and ``Stats``; anything else is logged and refused.
+
+A failed commit is classified in one place
+(:func:`actors.store_faults.classify_failure`):
 
 *definite* — nothing was written (an injected ``CommitFailure``, ``SQLITE_FULL``,
     ``SQLITE_READONLY``, ``SQLITE_BUSY``, …): the commits are refused (the
@@ -25,7 +30,7 @@ A failed commit is classified in one place (:func:`classify_failure`):
     every commit is refused for good.
 
 Group commit falls out of the mailbox: the first record that arrives while
-nothing is scheduled enqueues a ``_Flush`` behind itself, so every record
+nothing is scheduled enqueues a ``_GroupCommit`` behind itself, so every record
 that arrives before the flush runs — and every record that arrives while a
 transaction is being written — joins one transaction.
 
@@ -36,23 +41,21 @@ Replaying them is the job of :class:`actors.lifecycle.Lifecycle`.
 
 from __future__ import annotations
 
-import errno
 import logging
 import queue
-import random
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 import pykka
 
 from actors.backoff import Backoff
 from actors.journal import JournalRecord, TerminalRecord
-from actors.model import PersistedOpsSnapshot, new_wait_request_id
+from actors.model import PersistedOpsSnapshot, new_incarnation_id
 from actors.recovery import StoreFailures
+from actors.store_faults import CommitFailure, FaultPlan, StoreLost, classify_failure
 
 __all__ = [
     "DEFAULT_COMPACT_EVERY",
@@ -60,15 +63,21 @@ __all__ = [
     "REFUSED",
     "UNKNOWN",
     "Append",
+    "Attach",
     "Commit",
     "CommitFailure",
+    "Detach",
     "Durable",
     "FaultPlan",
+    "Flush",
     "InDoubtSettled",
     "MemoryStore",
     "Mirror",
+    "OpenStore",
     "PersistenceActor",
+    "Recover",
     "Recovered",
+    "Stats",
     "Store",
     "StoreLost",
     "classify_failure",
@@ -126,12 +135,56 @@ class InDoubtSettled:
     results: tuple[tuple[int, tuple[int, ...] | None], ...]
 
 
+# Requests, each asked and answered once every record sent before it is written
+# (``OpenStore`` excepted: it comes first).
+
+
 @dataclass(frozen=True, slots=True)
-class _Flush:
-    pass
+class OpenStore:
+    """Open the store; asked once, before anything else."""
 
 
-_FLUSH = _Flush()
+@dataclass(frozen=True, slots=True)
+class Recover:
+    """Answered with the ``Recovered`` snapshot and journal of ``registry``."""
+
+    registry: str
+
+
+@dataclass(frozen=True, slots=True)
+class Attach:
+    """From now on, feed ``registry``'s committed records to ``mirror`` (for compaction)."""
+
+    registry: str
+    mirror: Mirror
+
+
+@dataclass(frozen=True, slots=True)
+class Detach:
+    """``registry`` was closed: snapshot it if it changed, drop its mirror."""
+
+    registry: str
+
+
+@dataclass(frozen=True, slots=True)
+class Flush:
+    """Answered once every record sent so far has been committed (or has failed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """Answered with the actor's counters (commits, compactions, failures, …)."""
+
+
+Control = OpenStore | Recover | Attach | Detach | Flush | Stats
+
+
+@dataclass(frozen=True, slots=True)
+class _GroupCommit:
+    """Write the buffered records now (enqueued behind the first of them)."""
+
+
+_GROUP_COMMIT = _GroupCommit()
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,148 +201,6 @@ class Recovered:
 
     snapshot: PersistedOpsSnapshot | None
     journal: list[tuple[JournalRecord, int | None]]
-
-
-class CommitFailure(Exception):
-    """A store could not commit a batch; the batch's records were not written."""
-
-
-class StoreLost(CommitFailure):
-    """The store's file was deleted or replaced while open: nothing was written, and nothing more will be."""
-
-
-#: SQLite's primary result codes after which the transaction was certainly not written
-_DEFINITE_SQLITE: Final = frozenset(
-    {
-        sqlite3.SQLITE_BUSY,
-        sqlite3.SQLITE_LOCKED,
-        sqlite3.SQLITE_NOMEM,
-        sqlite3.SQLITE_READONLY,
-        sqlite3.SQLITE_INTERRUPT,
-        sqlite3.SQLITE_FULL,
-        sqlite3.SQLITE_TOOBIG,
-        sqlite3.SQLITE_CONSTRAINT,
-        sqlite3.SQLITE_MISMATCH,
-        sqlite3.SQLITE_RANGE,
-    }
-)
-
-DEFINITE: Final = "definite"
-INDETERMINATE: Final = "indeterminate"
-LOST: Final = "lost"
-
-
-def classify_failure(exc: BaseException) -> str:
-    """``DEFINITE``, ``INDETERMINATE`` or ``LOST``: may the failed transaction be on disk?
-
-    Anything not known to leave the disk untouched counts as indeterminate: a
-    wrong "definite" would roll back (and let a retry duplicate) an outcome that
-    a restart then finds on disk.
-    """
-    if isinstance(exc, StoreLost):
-        return LOST
-    if isinstance(exc, CommitFailure):
-        return DEFINITE
-    if isinstance(exc, sqlite3.Error):
-        code = getattr(exc, "sqlite_errorcode", None)
-        if code is not None and code & 0xFF in _DEFINITE_SQLITE:
-            return DEFINITE
-    return INDETERMINATE
-
-
-def _failure_kind(exc: BaseException) -> str:
-    """A failure's class for rate-limited logging (``SQLITE_FULL``, ``OSError``, …)."""
-    return str(getattr(exc, "sqlite_errorname", None) or type(exc).__name__)
-
-
-# --- fault injection shared by every store (tests and chaos runs) --------------------------
-
-
-@dataclass
-class FaultPlan:
-    """Failures and stalls a store applies to its next commits.
-
-    This is how tests reach the rollback and in-flight paths of docs/semantics.md with a
-    real store: the store raises at its point of commit (so nothing of the batch is
-    written) or blocks before committing (a slow disk).
-    """
-
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _failures: list[tuple[str, bool, str]] = field(default_factory=list)
-    #: stores' ``probe`` (after a reopen) fails while this is positive
-    reopen_failures: int = 0
-    _gate: threading.Event = field(default_factory=threading.Event)
-    entered: threading.Event = field(default_factory=threading.Event)
-    #: chaos runs: the share of terminal-bearing transactions that fail at random
-    failure_rate: float = 0.0
-    _rng: random.Random = field(default_factory=random.Random)
-
-    def __post_init__(self) -> None:
-        self._gate.set()
-
-    def fail_next(
-        self,
-        count: int = 1,
-        cause: str = "injected I/O error",
-        *,
-        terminal_only: bool = True,
-        mode: str = "definite",
-    ) -> None:
-        """Fail the next ``count`` transactions (by default only those with a terminal record).
-
-        ``mode`` ``"definite"`` raises ``CommitFailure`` before the commit;
-        ``"eio-before"`` raises ``OSError(EIO)`` before it and ``"eio-after"``
-        after the store wrote the batch (stores that support it: the memory
-        store) — both indeterminate, as when ``fsync`` fails.
-        """
-        if mode not in ("definite", "eio-before", "eio-after"):
-            raise ValueError(f"unknown failure mode {mode!r}")
-        with self._lock:
-            self._failures.extend([(cause, terminal_only, mode)] * count)
-
-    def hold(self) -> None:
-        """Make the next commit of a terminal record wait in its transaction until ``release``."""
-        self.entered.clear()
-        self._gate.clear()
-
-    def release(self) -> None:
-        self._gate.set()
-
-    def before_commit(self, has_terminal: bool) -> None:
-        """Called by a store just before it commits (inside a multi-statement transaction,
-        or just before the single statement that is the transaction: no partial writes)."""
-        if has_terminal and not self._gate.is_set():
-            self.entered.set()
-            self._gate.wait()
-        with self._lock:
-            if has_terminal and self.failure_rate and self._rng.random() < self.failure_rate:
-                raise CommitFailure("injected I/O error (chaos)")
-            if not self._failures or (self._failures[0][1] and not has_terminal):
-                return
-            if self._failures[0][2] == "eio-after":
-                return
-            cause, _, mode = self._failures.pop(0)
-        if mode == "eio-before":
-            raise OSError(errno.EIO, cause)
-        raise CommitFailure(cause)
-
-    def after_commit(self, has_terminal: bool) -> None:
-        """Called by a store that supports ``eio-after`` once the batch is written."""
-        with self._lock:
-            if not self._failures or (self._failures[0][1] and not has_terminal):
-                return
-            if self._failures[0][2] != "eio-after":
-                return
-            cause, _, _ = self._failures.pop(0)
-        raise OSError(errno.EIO, cause)
-
-    def before_probe(self) -> None:
-        """Called by a store's ``probe`` after a reopen."""
-        with self._lock:
-            if self.reopen_failures <= 0:
-                return
-            self.reopen_failures -= 1
-        raise OSError(errno.EIO, "injected I/O error (reopen)")
 
 
 class Store(Protocol):
@@ -400,7 +311,7 @@ class PersistenceActor(StoreFailures, pykka.ThreadingActor):
         self.store = store
         self.on_commit = on_commit
         self.compact_every = compact_every
-        self.epoch_id = new_wait_request_id()
+        self.epoch_id = new_incarnation_id()
         self._buffer: list[Append | Commit] = []
         self._flush_scheduled = False
         self._mirrors: dict[str, Mirror] = {}
@@ -419,7 +330,7 @@ class PersistenceActor(StoreFailures, pykka.ThreadingActor):
         return queue.SimpleQueue()  # what pykka needs (put/get/empty), without Queue's locks
 
     def on_receive(self, message: Any) -> Any:
-        if message is _FLUSH:
+        if message is _GROUP_COMMIT:
             self._flush_scheduled = False
             self._flush()
             return None
@@ -447,39 +358,38 @@ class PersistenceActor(StoreFailures, pykka.ThreadingActor):
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            self.actor_ref.tell(_FLUSH)
+            self.actor_ref.tell(_GROUP_COMMIT)
 
     def _control(self, message: Any) -> Any:
         """Requests asked synchronously; pending records are written first."""
-        kind = message[0]
-        if kind == "open":
+        if not isinstance(message, Control):
+            log.warning("persistence actor refused an unknown message: %r", message)
+            raise ValueError(f"unknown persistence request {message!r}")
+        if isinstance(message, OpenStore):
             self.store.open()
             return None
         self._flush()
-        if kind == "flush":
-            return None
-        if kind == "recover":
-            return self.store.recover(message[1])
-        if kind == "attach":
-            self._mirrors[message[1]] = message[2]
-            self._rows_since_snapshot.setdefault(message[1], 0)
-            return None
-        if kind == "detach":  # a server closed this registry: snapshot it, drop its mirror
-            if self._rows_since_snapshot.get(message[1]):
-                self._compact(message[1])
-            self._mirrors.pop(message[1], None)
-            self._rows_since_snapshot.pop(message[1], None)
-            return None
-        if kind == "stats":
-            return {
-                "commits": getattr(self.store, "commits", 0),
-                "compactions": self.compactions,
-                "rows_since_snapshot": dict(self._rows_since_snapshot),
-                "failed_attempts": self._backoff.attempts,
-                "recovering": self._in_doubt is not None,
-                "lost": self._lost,
-            }
-        raise ValueError(f"unknown persistence request {kind!r}")
+        match message:
+            case Recover(registry):
+                return self.store.recover(registry)
+            case Attach(registry, mirror):
+                self._mirrors[registry] = mirror
+                self._rows_since_snapshot.setdefault(registry, 0)
+            case Detach(registry):
+                if self._rows_since_snapshot.get(registry):
+                    self._compact(registry)
+                self._mirrors.pop(registry, None)
+                self._rows_since_snapshot.pop(registry, None)
+            case Stats():
+                return {
+                    "commits": getattr(self.store, "commits", 0),
+                    "compactions": self.compactions,
+                    "rows_since_snapshot": dict(self._rows_since_snapshot),
+                    "failed_attempts": self._backoff.attempts,
+                    "recovering": self._in_doubt is not None,
+                    "lost": self._lost,
+                }
+        return None  # Flush
 
     def _flush(self) -> None:
         batch, self._buffer = self._buffer, []
@@ -583,8 +493,3 @@ class PersistenceActor(StoreFailures, pykka.ThreadingActor):
         if self._timer is not None:
             self._timer.cancel()
         self.store.close()
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}" if not isinstance(exc, CommitFailure) else text

@@ -5,7 +5,7 @@ Two moments need the truth from disk rather than from memory:
 * **Opening** a registry (``fold_recovered``): the latest snapshot plus the
   journal after it become the registry's state.
 * **An indeterminate commit failure** (``fsync`` said ``EIO``; see
-  :func:`actors.persistence.classify_failure`): the transaction may or may not
+  :func:`actors.store_faults.classify_failure`): the transaction may or may not
   be on disk, and after such a failure even the store's own view of itself is
   suspect (PostgreSQL's stance since 2018: never retry the ``fsync``, reopen
   and recover). The persistence actor closes and reopens the store,
@@ -36,6 +36,13 @@ from actors.backoff import Backoff
 from actors.journal import JournalRecord
 from actors.lifecycle import Lifecycle
 from actors.lifecycle_snapshot import from_persisted
+from actors.store_faults import (
+    INDETERMINATE,
+    LOST,
+    classify_failure,
+    describe_failure,
+    failure_kind,
+)
 
 if TYPE_CHECKING:
     from actors.persistence import Append, Commit, Recovered, Store
@@ -150,13 +157,13 @@ class StoreFailures:
         return delay
 
     def _failed(self, batch: list[Append | Commit], exc: Exception) -> None:
-        cause = persistence._describe(exc)
-        verdict = persistence.classify_failure(exc)
-        if verdict == persistence.LOST:
+        cause = describe_failure(exc)
+        verdict = classify_failure(exc)
+        if verdict == LOST:
             self._lost = cause
             log.error("store lost, no more commits will be acknowledged: %s", cause)
             self._refuse(batch)
-        elif verdict == persistence.INDETERMINATE:
+        elif verdict == INDETERMINATE:
             log.error(
                 "journal commit of %d message(s) may or may not be on disk (%s); "
                 "reopening the store to find out",
@@ -172,7 +179,7 @@ class StoreFailures:
             self._buffer[:0] = [m for m in batch if not isinstance(m, persistence.Commit)]
             self._answer(batch, None, cause)
             delay = self._schedule_retry() if self._buffer else 0.0
-            if self._backoff.first_of(persistence._failure_kind(exc)):
+            if self._backoff.first_of(failure_kind(exc)):
                 log.warning(
                     "journal commit of %d message(s) failed: %s; retrying with backoff "
                     "(%.3fs, doubling up to %.1fs; logged once until it succeeds)",
@@ -205,7 +212,7 @@ class StoreFailures:
             log.error(
                 "reopening the store failed (attempt %d): %s; next attempt in %.3fs",
                 attempt,
-                persistence._describe(exc),
+                describe_failure(exc),
                 delay,
             )
             return

@@ -53,6 +53,7 @@ from actors.model import (
     Outcome,
     PersistedOpsSnapshot,
     WaitAllResult,
+    new_incarnation_id,
     new_wait_request_id,
 )
 from actors.paging import OperationQuery, page_limit
@@ -123,7 +124,7 @@ class RegistryActor(CommitPath, pykka.ThreadingActor):
         self.name = name
         self.persistence = persistence
         self.clock = clock
-        self.epoch_id = epoch_id or new_wait_request_id()
+        self.epoch_id = epoch_id or new_incarnation_id()
         self.on_entries = on_entries
         #: every future handed out that waits for something (actors/waiters.py)
         self.waits: Waiters[OpsFuture[Any]] = Waiters()

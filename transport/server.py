@@ -32,9 +32,10 @@ import zmq
 import zmq.auth
 
 from actors import OpsLifecycleError, OpsRegistry, calls
+from actors.durable import DurableStore
 from actors.errors import Internal, InvalidArgument, PermissionDenied
 from actors.futures import OpsFuture
-from actors.model import CompletionEntry, new_wait_request_id
+from actors.model import CompletionEntry, new_incarnation_id
 from actors.persistence import PersistenceActor
 from actors.registry import Call
 from actors.sqlite_store import SqliteStore
@@ -100,7 +101,7 @@ class RegistryServer:
                 raise TypeError(f"unknown server option {key!r}")
             setattr(cfg, key, value)
         self.config = cfg
-        self.epoch = new_wait_request_id()
+        self.epoch = new_incarnation_id()
         self.outbox = Outbox()
         #: the open registries by name (a view kept by ``self._names``)
         self.registries: dict[str, OpsRegistry] = {}
@@ -125,6 +126,7 @@ class RegistryServer:
         self.fd_limit = 0
         self.max_clients = 0
         self._persistence: pykka.ActorRef[PersistenceActor] | None = None
+        self._durable: DurableStore | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -145,10 +147,11 @@ class RegistryServer:
                 self.metrics.clients.set_function(lambda: len(self.clients))
                 on_commit = self.metrics.observe_commit
             if cfg.data_dir is not None:
-                store = self.store = SqliteStore(cfg.data_dir, cfg.synchronous)
-                store.faults.failure_rate = cfg.inject_commit_failures
-                self._persistence = PersistenceActor.start(store, cfg.compact_every, on_commit)
-                self._persistence.ask(("open",))
+                durable = DurableStore.open(
+                    cfg.data_dir, cfg.synchronous, cfg.compact_every, on_commit
+                )
+                self._durable, self._persistence, self.store = durable, durable.ref, durable.store
+                durable.store.faults.failure_rate = cfg.inject_commit_failures
             self._bind()
             persistence = self._persistence
             self._names = Registries(
@@ -274,8 +277,8 @@ class RegistryServer:
     # --- registries ------------------------------------------------------------------------------
 
     def _detach(self, name: str) -> None:
-        assert self._persistence is not None
-        self._persistence.ask(("detach", name), timeout=60)
+        assert self._durable is not None
+        self._durable.detach(name)
 
     def registry(self, name: str) -> OpsRegistry | None:
         """The registry called ``name`` if it is open (the I/O thread opens them on demand)."""
@@ -284,13 +287,11 @@ class RegistryServer:
     def _open_registry(self, name: str) -> OpsRegistry:
         cfg = self.config
         publish = self._publisher(name)
-        if self._persistence is None:
+        if self._durable is None:
             return OpsRegistry.start(
                 cfg.max_completed, cfg.max_concurrent, name=name, on_entries=publish
             )
-        return OpsRegistry.attach(
-            self._persistence, name, cfg.max_completed, cfg.max_concurrent, on_entries=publish
-        )
+        return self._durable.attach(name, cfg.max_completed, cfg.max_concurrent, on_entries=publish)
 
     def _publisher(self, name: str) -> Callable[[list[CompletionEntry]], None]:
         outbox = self.outbox

@@ -25,6 +25,7 @@ from actors import (
     Terminated,
 )
 from actors.model import decode, encode
+from actors.persistence import Stats
 from actors.sqlite_store import STORE_FILE
 from tests.conftest import background_spec, result_for
 
@@ -244,13 +245,13 @@ def test_store_held_by_another_live_process_is_refused(tmp_path: Path) -> None:
 
 
 def test_registries_have_their_own_namespaces(tmp_path: Path) -> None:
-    from actors.persistence import PersistenceActor
+    from actors.persistence import OpenStore, PersistenceActor
     from actors.sqlite_store import SqliteStore
 
     store = SqliteStore(tmp_path)
     pers = PersistenceActor.start(store)
     try:
-        pers.ask(("open",))
+        pers.ask(OpenStore())
         a = OpsRegistry.attach(pers, "alpha")
         b = OpsRegistry.attach(pers, "beta")
         for _ in range(3):
@@ -307,7 +308,7 @@ def test_compaction_keeps_the_store_small_and_recovery_short(tmp_path: Path) -> 
             w.join()
         assert not errors, errors[:1]
         assert reg.watermark() == total
-        stats = reg._persistence_ref.ask(("stats",))  # type: ignore[union-attr]
+        stats = reg._persistence_ref.ask(Stats())  # type: ignore[union-attr]
         assert stats["compactions"] >= total * 3 // 8192 - 1
         # While running, recovery would replay at most the rows since the last snapshot.
         reader = sqlite3.connect(f"file:{tmp_path / STORE_FILE}?mode=ro", uri=True)

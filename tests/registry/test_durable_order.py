@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from actors import Cancelled, Completed, Internal, InvalidTransition, OperationStatus
+from actors.persistence import Recover
 from tests.conftest import result_for
 from tests.registry.conftest import running
 
@@ -97,7 +98,7 @@ def test_memory_store_journal_replays_to_the_live_state(durable) -> None:  # typ
     reg.cancel_operation(ids[2], None)
     store = reg.store
     # A read after the terminals: the store has committed everything before answering.
-    recovered = reg._persistence_ref.ask(("recover", "default"))  # type: ignore[union-attr]
+    recovered = reg._persistence_ref.ask(Recover("default"))  # type: ignore[union-attr]
     assert store is not None
     lc = Lifecycle()
     for record, seq in recovered.journal:
