@@ -104,7 +104,7 @@ class Pool:
 
 class ServerProcess:
     """A server subprocess: ``opsreg serve`` (endpoints from its ready file) or, with
-    ``raw``, the baseline server of this script (endpoint from its first line)."""
+    ``raw``, the ceiling server of raw_ceiling.py (endpoint from its first line)."""
 
     def __init__(self, cmd: list[str], log_dir: str, raw: bool = False) -> None:
         self.cmd = cmd
