@@ -17,7 +17,15 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
-from _common import die_with_parent, now_ns, spawn_process, spawn_server, stop_server
+from _common import (
+    cpu_seconds,
+    die_with_parent,
+    now_ns,
+    serve_cmd,
+    spawn_process,
+    spawn_server,
+    stop_server,
+)
 from raw_ceiling import RAW_BANNER
 from wire_tasks import worker_main
 
@@ -128,8 +136,7 @@ class ServerProcess:
 
     def cpu_seconds(self) -> float:
         assert self.proc is not None
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.proc.pid)
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -166,18 +173,7 @@ def opsreg_server(
             f"import sys; sys.setswitchinterval({switch_interval!r}); "
             "from transport.cli import main; sys.exit(main(sys.argv[1:]))",
         ]
-    cmd = [
-        sys.executable,
-        *launcher,
-        "serve",
-        "--endpoint",
-        "tcp://127.0.0.1:0",
-        "--feed-endpoint",
-        "tcp://127.0.0.1:0",
-        "--data",
-        data_dir,
-        *extra,
-    ]
+    cmd = serve_cmd(data_dir, *extra, launcher=tuple(launcher))
     return ServerProcess(cmd, log_dir).start()
 
 
