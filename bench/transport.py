@@ -74,6 +74,9 @@ DEFAULT_REPEAT, QUICK_REPEAT = 5, 1
 
 
 class Bench:
+    """The scenarios: each method starts a fresh server, drives the worker pool and returns
+    one repetition's figures."""
+
     def __init__(
         self,
         pool: Pool,
