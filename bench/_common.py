@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import select
 import signal
 import statistics
@@ -66,6 +67,38 @@ def spawn_server(
     proc = _popen([*cmd, "--ready-file", ready_file], log_path)
     ready, line = await_ready(proc, ready_file, timeout)
     return proc, ready, line
+
+
+def serve_cmd(
+    data_dir: str, *extra: str, launcher: tuple[str, ...] = ("-m", "transport.cli")
+) -> list[str]:
+    """``opsreg serve`` on tcp loopback (ports chosen by the kernel), its store in ``data_dir``."""
+    return [
+        sys.executable,
+        *launcher,
+        "serve",
+        "--endpoint",
+        "tcp://127.0.0.1:0",
+        "--feed-endpoint",
+        "tcp://127.0.0.1:0",
+        "--data",
+        data_dir,
+        *extra,
+    ]
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of process ``pid`` so far, from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def status_kib(pid: int, field: str) -> int:
+    """A number field of /proc/PID/status (``VmRSS``, ``VmHWM`` in kB; ``Threads``)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
 
 
 def _popen(cmd: list[str], log_path: str) -> subprocess.Popen[str]:

@@ -21,7 +21,7 @@ import sys
 # bench/transport.py would shadow the transport package: import the helpers, then drop
 # this directory from the path.
 _HERE = os.path.dirname(os.path.abspath(__file__))
-from _common import log, spawn_server, stop_server
+from _common import log, spawn_server, status_kib, stop_server
 
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
@@ -36,13 +36,6 @@ from actors.model import MAX_CONTENT_BYTES, MAX_ID_BYTES, MAX_NAME_BYTES
 from transport import RegistryClient
 
 WINDOW = 200
-
-
-def _status_kib(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
 
 
 def _spec(i: int) -> OperationSpec:
@@ -81,7 +74,7 @@ def main() -> int:
                 raise RuntimeError(f"server did not start: {line!r}")
             endpoint = ready["endpoint"]
             with RegistryClient(endpoint, timeout=60) as cli:
-                rss_empty = _status_kib(proc.pid, "VmRSS")
+                rss_empty = status_kib(proc.pid, "VmRSS")
                 content = "r" * MAX_CONTENT_BYTES
                 t0 = time.monotonic()
                 for start in range(0, n, WINDOW):
@@ -95,13 +88,13 @@ def main() -> int:
                     for f in futures:
                         f.get(timeout=120)
                 fill_s = time.monotonic() - t0
-                rss_full = _status_kib(proc.pid, "VmRSS")
+                rss_full = status_kib(proc.pid, "VmRSS")
                 log(f"filled {n} operations in {fill_s:.1f}s")
                 t0 = time.monotonic()
                 entries = len(cli.list_since(0).entries)
                 listed = len(cli.list_operations())
                 read_s = time.monotonic() - t0
-                hwm = _status_kib(proc.pid, "VmHWM")
+                hwm = status_kib(proc.pid, "VmHWM")
                 try:
                     OperationSpec(
                         id=OperationId.new(),

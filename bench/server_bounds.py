@@ -39,16 +39,8 @@ from typing import Any
 import zmq
 
 from actors import OperationId, OperationKind, OperationResult, OperationSpec
-from bench._common import spawn_server, stop_server
+from bench._common import spawn_server, status_kib, stop_server
 from transport import RegistryClient, codec
-
-
-def _status(pid: int, field: str) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise KeyError(field)
 
 
 def _spec(name: str) -> OperationSpec:
@@ -81,13 +73,13 @@ def _scenario(tmp: str, body: Callable[[str, str, Callable[[], None]], dict[str,
 
     def sample() -> None:
         while not done.wait(0.02):
-            peak["rss"] = max(peak["rss"], _status(proc.pid, "VmRSS"))
-            peak["threads"] = max(peak["threads"], _status(proc.pid, "Threads"))
+            peak["rss"] = max(peak["rss"], status_kib(proc.pid, "VmRSS"))
+            peak["threads"] = max(peak["threads"], status_kib(proc.pid, "Threads"))
             calm()
 
     try:
         calm()
-        before = _status(proc.pid, "VmRSS")
+        before = status_kib(proc.pid, "VmRSS")
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         out = body(endpoint, feed, calm)

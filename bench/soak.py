@@ -41,7 +41,18 @@ import sys
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
-from _common import die_with_parent, log, make_ops, now_ns, spawn_server, split, stop_server
+from _common import (
+    cpu_seconds,
+    die_with_parent,
+    log,
+    make_ops,
+    now_ns,
+    serve_cmd,
+    spawn_server,
+    split,
+    status_kib,
+    stop_server,
+)
 
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
@@ -302,18 +313,7 @@ class Server:
         self.endpoint = self.feed_endpoint = ""
 
     def start(self) -> Server:
-        cmd = [
-            sys.executable,
-            "-m",
-            "transport.cli",
-            "serve",
-            "--endpoint",
-            "tcp://127.0.0.1:0",
-            "--feed-endpoint",
-            "tcp://127.0.0.1:0",
-            "--data",
-            self.data_dir,
-        ]
+        cmd = serve_cmd(self.data_dir)
         self.proc, ready, line = spawn_server(cmd, self.log_path)
         if ready is None:
             self.stop()
@@ -331,14 +331,10 @@ class Server:
 
     def status_kb(self, field: str) -> int:
         """A ``kB`` field of /proc/PID/status (VmRSS, VmHWM, ...)."""
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-        raise KeyError(field)
+        return status_kib(self.pid, field)
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.pid)
 
     def log_tail(self, chars: int = 4000) -> str:
         with contextlib.suppress(OSError):
