@@ -17,7 +17,6 @@ from typing import Any, Final
 import zmq
 
 from transport import codec
-from transport._outbox import Outbox
 from transport.errors import ServerRestarted, Unavailable
 
 __all__ = ["MAX_RESENDS", "DirectPath", "await_reply", "resendable", "send"]
@@ -74,7 +73,6 @@ class DirectPath:
     _closed: bool
     _epoch: str
     _ids: Any
-    _outbox: Outbox
     _local: threading.local
     _direct_lock: threading.Lock
     _direct_socks: list[zmq.Socket[bytes]]
@@ -90,6 +88,9 @@ class DirectPath:
         raise NotImplementedError
 
     def _no_answer(self, method: str) -> Unavailable:
+        raise NotImplementedError
+
+    def _ping_soon(self) -> None:
         raise NotImplementedError
 
     def _direct_call(self, method: str, args: tuple[Any, ...]) -> Any:
@@ -146,7 +147,7 @@ class DirectPath:
                 return codec.decode_value(method, reply.payload)
             error = codec.decode_error(reply.payload)
             if isinstance(error, Unavailable):
-                self._outbox.put(("ping",))  # learn the new server's epoch at once
+                self._ping_soon()  # learn the new server's epoch at once
             if (
                 isinstance(error, ServerRestarted)
                 and resendable(error, epoch)

@@ -31,6 +31,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import cloudpickle
@@ -59,7 +60,7 @@ __all__ = ["CallCancelled", "CallHandle", "OperationError", "WorkerPool"]
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN_REASON = "worker pool shut down"
+CLOSE_REASON = "worker pool shut down"
 
 
 class OperationError(OpsLifecycleError):
@@ -173,6 +174,30 @@ def _run_call(
 # --- the pool ---------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """A command for the monitor thread: queue this call for a worker."""
+
+    handle: CallHandle
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _Cancel:
+    """A command for the monitor thread: the registry cancelled this call; stop it."""
+
+    handle: CallHandle
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Close:
+    """A command for the monitor thread: end every call with ``reason``, stop the workers."""
+
+    reason: str
+    done: OpsFuture[None]
+
+
 class CallHandle:
     """One submitted call: its operation id, its result, a way to cancel it."""
 
@@ -270,7 +295,7 @@ class WorkerPool:
         self.source_label = source_label
         self.client = RegistryClient(endpoint, registry=registry, timeout=timeout)
         self._ctx = multiprocessing.get_context("spawn")
-        self._commands = Outbox()
+        self._commands: Outbox[_Run | _Cancel | _Close] = Outbox()
         self._queue: deque[tuple[CallHandle, bytes]] = deque()
         self._handles: dict[OperationId, CallHandle] = {}
         self._closed = False
@@ -309,7 +334,7 @@ class WorkerPool:
         )
         handle = CallHandle(self, op_id)
         self._handles[op_id] = handle
-        self._commands.put(("run", handle, payload))
+        self._commands.put(_Run(handle, payload))
         return handle
 
     def map(
@@ -319,17 +344,21 @@ class WorkerPool:
         handles = [self.submit(fn, item) for item in iterable]
         return [h.result(timeout=timeout) for h in handles]
 
-    def shutdown(self, reason: str = SHUTDOWN_REASON) -> None:
-        """End what is still running (``terminate_owner``), then stop the workers."""
+    def close(self, reason: str = CLOSE_REASON) -> None:
+        """End what is still running (``terminate_owner(reason)``), then stop the workers.
+
+        Queued and running calls end ``Terminated(reason)``; the pool's connection and
+        its worker processes are gone when this returns. Idempotent; ``with`` calls it.
+        """
         if self._closed:
             return
         self._closed = True
         try:
             self.client.terminate_owner(reason)
         except OpsLifecycleError as exc:
-            log.warning("pool shutdown could not terminate its operations: %s", exc)
+            log.warning("pool close could not terminate its operations: %s", exc)
         done: OpsFuture[None] = OpsFuture()
-        self._commands.put(("stop", reason, done))
+        self._commands.put(_Close(reason, done))
         done.get(timeout=60)
         self._monitor.join(timeout=30)
         self.client.close()
@@ -339,7 +368,7 @@ class WorkerPool:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.shutdown()
+        self.close()
 
     # --- cancellation (caller's thread) ------------------------------------------------------
 
@@ -348,7 +377,7 @@ class WorkerPool:
             self.client.cancel_operation(handle.id, reason)
         except InvalidTransition:
             return False
-        self._commands.put(("cancel", handle, reason))
+        self._commands.put(_Cancel(handle, reason))
         return True
 
     # --- the monitor thread ------------------------------------------------------------------------
@@ -376,13 +405,13 @@ class WorkerPool:
 
     def _handle_commands(self) -> bool:
         for cmd in self._commands.drain():
-            if cmd[0] == "run":
-                self._queue.append((cmd[1], cmd[2]))
-            elif cmd[0] == "cancel":
-                self._cancelled(cmd[1], cmd[2])
-            elif cmd[0] == "stop":
-                self._stop_all(cmd[1])
-                cmd[2].set(None)
+            if isinstance(cmd, _Run):
+                self._queue.append((cmd.handle, cmd.payload))
+            elif isinstance(cmd, _Cancel):
+                self._cancelled(cmd.handle, cmd.reason)
+            else:
+                self._stop_all(cmd.reason)
+                cmd.done.set(None)
                 return True
         return False
 
