@@ -1,11 +1,11 @@
-"""A queue that other threads fill and one socket-owning thread drains, and what the server's holds.
+"""A queue that other threads fill and one socket-owning thread drains; the server's messages on it.
 
 ZeroMQ sockets belong to one thread. Producers (actor threads, caller threads)
 append to a deque and, only when the consumer is not already awake, write one
 byte to a pipe the consumer's ``zmq.Poller`` watches. Many items cost one wake.
 
-The server's I/O thread drains one :class:`Outbox` of :data:`ServerItem`, each a
-small typed message it dispatches on by type:
+The server's I/O thread drains an ``Outbox[ServerItem]``; each item is a
+small typed message, dispatched on its type:
 
 * :class:`Sink`: one call's answer, put by the registry actor that answered it;
 * :class:`Settled`: a future a call was answered ``ACCEPTED`` with has settled;
