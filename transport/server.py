@@ -93,6 +93,9 @@ class RegistryServer:
     True
     """
 
+    #: what the actors, the opener thread and the futures hand the I/O thread
+    outbox: Outbox[ServerItem]
+
     def __init__(self, config: ServerConfig | None = None, **overrides: Any) -> None:
         cfg = config or ServerConfig()
         for key, value in overrides.items():
@@ -101,7 +104,7 @@ class RegistryServer:
             setattr(cfg, key, value)
         self.config = cfg
         self.epoch = new_wait_request_id()
-        self.outbox: Outbox[ServerItem] = Outbox()
+        self.outbox = Outbox()
         #: the open registries by name (a view kept by ``self._names``)
         self.registries: dict[str, OpsRegistry] = {}
         self._names: Registries | None = None
