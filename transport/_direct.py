@@ -18,7 +18,6 @@ import zmq
 
 from actors import calls
 from transport import codec
-from transport._outbox import Outbox
 from transport.errors import ServerRestarted, Unavailable
 
 __all__ = ["MAX_RESENDS", "DirectPath", "await_reply", "resendable", "send"]
@@ -75,7 +74,6 @@ class DirectPath:
     _closed: bool
     _epoch: str
     _ids: Any
-    _outbox: Outbox
     _local: threading.local
     _direct_lock: threading.Lock
     _direct_socks: list[zmq.Socket[bytes]]
@@ -91,6 +89,9 @@ class DirectPath:
         raise NotImplementedError
 
     def _no_answer(self, method: str) -> Unavailable:
+        raise NotImplementedError
+
+    def _ping_soon(self) -> None:
         raise NotImplementedError
 
     def _direct_call(self, method: str, args: tuple[Any, ...]) -> Any:
@@ -147,7 +148,7 @@ class DirectPath:
                 return codec.decode_value(method, reply.payload)
             error = codec.decode_error(reply.payload)
             if isinstance(error, Unavailable):
-                self._outbox.put(("ping",))  # learn the new server's epoch at once
+                self._ping_soon()  # learn the new server's epoch at once
             if (
                 isinstance(error, ServerRestarted)
                 and resendable(error, epoch)

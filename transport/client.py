@@ -69,7 +69,25 @@ _SWEEP_EVERY: Final = 1.0
 FORGOTTEN: Final = "the server gave up on this client (silent beyond its client_timeout)"
 
 
+class _Ping:
+    """An outbox item: send a heartbeat now (a direct call found the server gone)."""
+
+    __slots__ = ()
+
+
+class _Close:
+    """An outbox item: send what was queued before it, then end the I/O thread."""
+
+    __slots__ = ()
+
+
+_PING: Final = _Ping()
+_CLOSE: Final = _Close()
+
+
 class _Pending:
+    """One request until its answer; queued on the outbox as itself to be sent."""
+
     __slots__ = (
         "accepted",
         "args",
@@ -128,7 +146,7 @@ class RegistryClient(DirectPath, RegistryCalls):
         self.heartbeat = heartbeat
         self.max_frame = max_frame
         self._ctx = context or zmq.Context.instance()
-        self._outbox = Outbox()
+        self._outbox: Outbox[_Pending | _Ping | _Close] = Outbox()
         self._ids = itertools.count(1)
         self._epoch = ""
         self._pending: dict[int, _Pending] = {}
@@ -176,7 +194,7 @@ class RegistryClient(DirectPath, RegistryCalls):
         if self._closed:
             return
         self._closed = True
-        self._outbox.put(("close",))
+        self._outbox.put(_CLOSE)
         self._thread.join(timeout=10)
         self._outbox.close()
         # A socket belongs to one thread: close the idle ones here (the lock is the memory
@@ -217,7 +235,7 @@ class RegistryClient(DirectPath, RegistryCalls):
         if self._closed:
             raise Unavailable("client is closed")
         first: OpsFuture[Any] = OpsFuture()
-        self._outbox.put(("send", _Pending(method, args, first)))
+        self._outbox.put(_Pending(method, args, first))
         return first
 
     def _call(self, method: str, *args: Any) -> Any:
@@ -243,6 +261,9 @@ class RegistryClient(DirectPath, RegistryCalls):
         if len(frame) > self.max_frame:
             raise TooLarge(len(frame), self.max_frame)
         return frame
+
+    def _ping_soon(self) -> None:
+        self._outbox.put(_PING)
 
     def _no_answer(self, method: str) -> Unavailable:
         maybe = "; it may or may not have happened" if calls.changes_state(method) else ""
@@ -288,13 +309,13 @@ class RegistryClient(DirectPath, RegistryCalls):
         batch: list[tuple[int, _Pending, bytes]] = []
         size = 0
         for item in self._outbox.drain():
-            if item[0] == "close":
+            if isinstance(item, _Close):
                 self._send_batch(batch)
                 return False
-            if item[0] == "ping":
+            if isinstance(item, _Ping):
                 self._send_frame(codec.encode_request(0, self._epoch, self.registry, "ping", ()))
                 continue
-            encoded = self._encode(item[1])
+            encoded = self._encode(item)
             if encoded is not None:
                 batch, size = self._pack(batch, size, encoded)
         self._send_batch(batch)
@@ -558,8 +579,8 @@ class RegistryClient(DirectPath, RegistryCalls):
         for p in [*pending.values(), *resent.values(), *parked]:
             self._settle(p, error, True)
         for item in self._outbox.drain():
-            if item[0] == "send":
-                self._settle(item[1], error, True)
+            if isinstance(item, _Pending):
+                self._settle(item, error, True)
 
     # --- docs/semantics.md: the methods come from RegistryCalls, as for ``OpsRegistry`` -------------
 

@@ -28,6 +28,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Final
 
 import pykka
@@ -36,6 +37,7 @@ from actors import OpsLifecycleError, OpsRegistry
 from actors.errors import Internal, InvalidArgument, LimitExceeded
 from actors.futures import OpsFuture
 from actors.registry import Call
+from transport._outbox import Closed, Opened
 
 __all__ = ["Registries"]
 
@@ -53,6 +55,20 @@ def _tell(reg: OpsRegistry, calls: list[Call]) -> None:
         for call in calls:
             assert call.reply is not None
             call.reply.set_exception(Internal("registry is not running"))
+
+
+@dataclass(frozen=True, slots=True)
+class _Open:
+    """A job for the opener thread: open registry ``name``."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Close:
+    """A job for the opener thread: close registry ``name`` unless it holds state."""
+
+    name: str
 
 
 class _Entry:
@@ -82,14 +98,14 @@ class Registries:
     """The I/O thread's view of the named registries; all methods but ``stop`` run on it.
 
     ``open`` maps the name of each open registry to it (the fast path);
-    ``notify`` puts ``("opened", name, registry, error)`` or ``("closed", name,
-    kept)`` on the server's outbox, from the opener thread.
+    ``notify`` puts :class:`~transport._outbox.Opened` or
+    :class:`~transport._outbox.Closed` on the server's outbox, from the opener thread.
     """
 
     def __init__(
         self,
         opener: Callable[[str], OpsRegistry],
-        notify: Callable[[tuple[Any, ...]], None],
+        notify: Callable[[Opened | Closed], None],
         *,
         durable: bool,
         max_registries: int,
@@ -110,7 +126,7 @@ class Registries:
         self.allow = allow
         self.max_pending = max_pending
         self.idle_after = idle_after
-        self._jobs: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[_Open | _Close | None] = queue.SimpleQueue()
         #: owned by the opener thread: everything it opened and has not closed
         self._owned: dict[str, OpsRegistry] = {}
         self._thread = threading.Thread(
@@ -139,7 +155,7 @@ class Registries:
             if self._live() >= self.max_registries and not self._evict(now):
                 raise LimitExceeded("open registries", self.max_registries)
             entry = self._entries[name] = _Entry(now)
-            self._jobs.put(("open", name))
+            self._jobs.put(_Open(name))
         if len(entry.pending) >= self.max_pending:
             raise LimitExceeded(f"requests waiting for registry {name} to open", self.max_pending)
         entry.last_used = now
@@ -162,11 +178,14 @@ class Registries:
                     assert call.reply is not None
                     call.reply.set_exception(exc)
 
-    def answered(self, item: tuple[Any, ...]) -> None:
-        """The opener's ``("opened", name, registry, error)`` or ``("closed", name, kept)``."""
-        calls = self._opened(*item[1:]) if item[0] == "opened" else self._closed(*item[1:])
+    def answered(self, item: Opened | Closed) -> None:
+        """The opener thread's news: a registry opened (or failed to), or closed (or kept)."""
+        if isinstance(item, Opened):
+            calls = self._opened(item.name, item.registry, item.error)
+        else:
+            calls = self._closed(item.name, item.kept)
         if calls:
-            _tell(self.open[item[1]], calls)
+            _tell(self.open[item.name], calls)
 
     def replied(self, name: str, value: Any) -> None:
         entry = self._entries.get(name)
@@ -215,7 +234,7 @@ class Registries:
             return calls
         if entry.pending:  # asked for again while it was closing: open it anew
             entry.state, entry.reg = _OPENING, None
-            self._jobs.put(("open", name))
+            self._jobs.put(_Open(name))
         else:
             del self._entries[name]
         return []
@@ -251,29 +270,29 @@ class Registries:
     def _close(self, name: str, entry: _Entry) -> None:
         entry.state = _CLOSING
         del self.open[name]
-        self._jobs.put(("close", name))
+        self._jobs.put(_Close(name))
 
     # --- the opener thread ------------------------------------------------------------------
 
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
-            kind, name = job
-            if kind == "open":
+            name = job.name
+            if isinstance(job, _Open):
                 started = time.monotonic()
                 try:
                     reg = self._opener(name)
                 except Exception as exc:
                     fields = {"event": "registry_open_failed", "registry": name}
                     log.error("cannot open registry %s: %s", name, exc, extra=fields)
-                    self._notify(("opened", name, None, exc))
+                    self._notify(Opened(name, None, exc))
                     continue
                 self._owned[name] = reg
                 took = (time.monotonic() - started) * 1000
                 fields = {"event": "registry_opened", "registry": name}
                 log.info("registry %s opened in %.0f ms", name, took, extra=fields)
-                self._notify(("opened", name, reg, None))
+                self._notify(Opened(name, reg, None))
             else:
-                self._notify(("closed", name, not self._close_now(name)))
+                self._notify(Closed(name, not self._close_now(name)))
 
     def _close_now(self, name: str) -> bool:
         reg = self._owned[name]

@@ -40,7 +40,7 @@ from actors.persistence import PersistenceActor
 from actors.registry import Call
 from actors.sqlite_store import SqliteStore
 from transport import codec
-from transport._outbox import Outbox, Sink
+from transport._outbox import Opened, Outbox, Publish, ServerItem, Settled, Sink
 from transport.admission import (
     ADMIN_METHODS,
     ZAP_DOMAIN,
@@ -93,6 +93,9 @@ class RegistryServer:
     ...     server.endpoint.startswith("tcp://127.0.0.1:")
     True
     """
+
+    #: what the actors, the opener thread and the futures hand the I/O thread
+    outbox: Outbox[ServerItem]
 
     def __init__(self, config: ServerConfig | None = None, **overrides: Any) -> None:
         cfg = config or ServerConfig()
@@ -230,7 +233,7 @@ class RegistryServer:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self.outbox.put(("wake",))
+            self.outbox.wake()
             self._thread.join(timeout=30)
             self._thread = None
         self._teardown()
@@ -247,9 +250,9 @@ class RegistryServer:
         if self._names is not None:
             self._names.stop()  # stops every registry it opened
         for item in self.outbox.drain():  # opened after the I/O thread stopped looking
-            if item[0] == "opened" and item[2] is not None:
+            if isinstance(item, Opened) and item.registry is not None:
                 with contextlib.suppress(Exception):
-                    item[2].stop()
+                    item.registry.stop()
         if self._persistence is not None:
             with contextlib.suppress(Exception):
                 self._persistence.stop()
@@ -268,10 +271,6 @@ class RegistryServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def close(self) -> None:
-        """Same as :meth:`stop` (for ``contextlib.closing``)."""
         self.stop()
 
     # --- registries ------------------------------------------------------------------------------
@@ -297,7 +296,7 @@ class RegistryServer:
         outbox = self.outbox
 
         def publish(entries: list[CompletionEntry]) -> None:
-            outbox.put(("pub", name, entries))
+            outbox.put(Publish(name, entries))
 
         return publish
 
@@ -472,32 +471,34 @@ class RegistryServer:
         names, replies = self._names, self._replies
         assert names is not None and replies is not None
         for item in self.outbox.drain():
-            kind = item[0]
-            if kind == "breply" or kind == "reply":
-                names.replied(item[6], item[5])
-                if replies.backlog and replies.over(item[1]):
+            if isinstance(item, Sink):
+                identity, status, value = item.identity, item.status, item.value
+                names.replied(item.registry, value)
+                if replies.backlog and replies.over(identity):
                     # Not reading: a small refusal instead of a reply that may be large.
-                    item = (*item[:4], codec.ERROR, replies.refusal(item[1]), item[6])
-                answer = self._answer(*item[1:])
-                if kind == "breply":
-                    grouped.setdefault(item[1], []).append(answer)
+                    status, value = codec.ERROR, replies.refusal(identity)
+                answer = self._answer(
+                    identity, item.req_id, item.method, status, value, item.registry
+                )
+                if item.batched:
+                    grouped.setdefault(identity, []).append(answer)
                 else:
-                    replies.send_reply(item[1], answer)
-            elif kind == "final":
+                    replies.send_reply(identity, answer)
+            elif isinstance(item, Settled):
                 # Never ahead of its ACCEPTED: a future's done-callback is added while its
-                # ACCEPTED is answered, so its "final" lands in a later pass than that.
-                self._send_final(router, *item[1:])
-            elif kind == "pub":
-                name, entries = item[1], item[2]
+                # ACCEPTED is answered, so its Settled lands in a later pass than that.
+                self._send_final(router, item)
+            elif isinstance(item, Publish):
+                name, entries = item.name, item.entries
                 mark = entries[-1].seq
                 self.watermarks[name] = mark
                 if self.metrics is not None:
                     self.metrics.watermark.labels(name).set(mark)
                 publish(pub, codec.topic(name), entries, self.config.max_feed_frame)
-            elif kind == "opened" or kind == "closed":
+            else:  # Opened or Closed
                 names.answered(item)
-                if item[1] not in self.registries:
-                    self.watermarks.pop(item[1], None)
+                if item.name not in self.registries:
+                    self.watermarks.pop(item.name, None)
         for identity, group in grouped.items():
             replies.send_batch(identity, group)
 
@@ -533,7 +534,7 @@ class RegistryServer:
             outbox = self.outbox
 
             def settled(f: OpsFuture[Any]) -> None:
-                outbox.put(("final", identity, req_id, method, f))
+                outbox.put(Settled(identity, req_id, method, f))
 
             value.add_done_callback(settled)
             return req_id, codec.ACCEPTED, None
@@ -544,19 +545,13 @@ class RegistryServer:
         self._refusals.refused(value)
         return req_id, codec.ERROR, codec.encode_error(value)
 
-    def _send_final(
-        self,
-        router: zmq.Socket[bytes],
-        identity: bytes,
-        req_id: int,
-        method: str,
-        f: OpsFuture[Any],
-    ) -> None:
+    def _send_final(self, router: zmq.Socket[bytes], settled: Settled) -> None:
+        identity, req_id = settled.identity, settled.req_id
         client = self.clients.get(identity)
         if client is not None:
             client.held.pop(req_id, None)
         try:
-            frame = codec.encode_reply(req_id, codec.OK, f.get(timeout=0))
+            frame = codec.encode_reply(req_id, codec.OK, settled.future.get(timeout=0))
         except OpsLifecycleError as exc:
             frame = codec.encode_reply(req_id, codec.ERROR, codec.encode_error(exc))
         except Exception as exc:

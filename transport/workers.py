@@ -31,6 +31,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import cloudpickle
@@ -59,7 +60,7 @@ __all__ = ["CallCancelled", "CallHandle", "OperationError", "WorkerPool"]
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN_REASON = "worker pool shut down"
+CLOSE_REASON = "worker pool shut down"
 
 
 class OperationError(OpsLifecycleError):
@@ -79,6 +80,51 @@ class OperationError(OpsLifecycleError):
 
 class CallCancelled(Exception):
     """Raised inside a worker by ``progress()`` once the call has been cancelled."""
+
+
+# --- messages between the pool and a worker process (pickled over its two pipes) --------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Task:
+    """Pool to worker: run the pickled call ``payload`` as operation ``op_id``."""
+
+    op_id: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _Interrupt:
+    """Pool to worker: operation ``op_id`` was cancelled; its next ``progress()`` raises."""
+
+    op_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Returned:
+    """Worker to pool: the call returned; ``blob`` is its pickled value, ``text`` its repr."""
+
+    op_id: str
+    blob: bytes
+    text: str
+    duration_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Raised:
+    """Worker to pool: the call raised (or its value cannot be pickled)."""
+
+    op_id: str
+    summary: str
+    trace: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Ended:
+    """Worker to pool: the call was cancelled, or could not start; the registry holds how."""
+
+    op_id: str
+    cancelled: bool
 
 
 # --- the worker process -------------------------------------------------------------------------
@@ -101,7 +147,7 @@ def _worker_main(
     """Entry point of a worker process: run calls until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the pool decides when workers stop
     client = RegistryClient(endpoint, registry=registry, timeout=timeout)
-    inbox: queue.Queue[tuple[str, Any] | None] = queue.Queue()
+    inbox: queue.Queue[_Task | None] = queue.Queue()
     cancelled: set[str] = set()
     lock = threading.Lock()
 
@@ -115,9 +161,9 @@ def _worker_main(
             if msg is None:
                 inbox.put(None)
                 return
-            if msg[0] == "cancel":
+            if isinstance(msg, _Interrupt):
                 with lock:
-                    cancelled.add(msg[1])
+                    cancelled.add(msg.op_id)
             else:
                 inbox.put(msg)
 
@@ -127,9 +173,8 @@ def _worker_main(
             task = inbox.get()
             if task is None:
                 return
-            _, (op_id, payload) = task
             results.send_bytes(
-                cloudpickle.dumps(_run_call(client, op_id, payload, cancelled, lock))
+                cloudpickle.dumps(_run_call(client, task.op_id, task.payload, cancelled, lock))
             )
     finally:
         client.close()
@@ -137,12 +182,12 @@ def _worker_main(
 
 def _run_call(
     client: RegistryClient, op_id: str, payload: bytes, cancelled: set[str], lock: threading.Lock
-) -> tuple[Any, ...]:
+) -> _Returned | _Raised | _Ended:
     op = OperationId(op_id)
     try:
         client.provisioning_succeeded(op)
     except InvalidTransition:
-        return ("skipped", op_id)  # cancelled or terminated before it could start
+        return _Ended(op_id, cancelled=False)  # cancelled or terminated before it could start
 
     def progress(percent: float | None = None, message: str = "") -> None:
         with lock:
@@ -158,19 +203,43 @@ def _run_call(
             kwargs = {**kwargs, "progress": progress}
         value = fn(*args, **kwargs)
     except CallCancelled:
-        return ("cancelled", op_id)
+        return _Ended(op_id, cancelled=True)
     except BaseException as exc:
         summary = f"{type(exc).__name__}: {exc}"
-        return ("error", op_id, summary, traceback.format_exc())
+        return _Raised(op_id, summary, traceback.format_exc())
     duration_ms = int((time.monotonic() - started) * 1000)
     try:
         blob = cloudpickle.dumps(value)
     except Exception as exc:
-        return ("error", op_id, f"result cannot be pickled: {exc!r}", "")
-    return ("ok", op_id, blob, repr(value)[:4096], duration_ms)
+        return _Raised(op_id, f"result cannot be pickled: {exc!r}", "")
+    return _Returned(op_id, blob, repr(value)[:4096], duration_ms)
 
 
 # --- the pool ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """A command for the monitor thread: queue this call for a worker."""
+
+    handle: CallHandle
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _Cancel:
+    """A command for the monitor thread: the registry cancelled this call; stop it."""
+
+    handle: CallHandle
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Close:
+    """A command for the monitor thread: end every call with ``reason``, stop the workers."""
+
+    reason: str
+    done: OpsFuture[None]
 
 
 class CallHandle:
@@ -216,7 +285,7 @@ class _Worker:
         self.current: CallHandle | None = None
         self.kill_at: float | None = None
 
-    def send(self, msg: Any) -> bool:
+    def send(self, msg: _Task | _Interrupt | None) -> bool:
         try:
             self.tasks.send(msg)
         except (OSError, ValueError):
@@ -270,7 +339,7 @@ class WorkerPool:
         self.source_label = source_label
         self.client = RegistryClient(endpoint, registry=registry, timeout=timeout)
         self._ctx = multiprocessing.get_context("spawn")
-        self._commands = Outbox()
+        self._commands: Outbox[_Run | _Cancel | _Close] = Outbox()
         self._queue: deque[tuple[CallHandle, bytes]] = deque()
         self._handles: dict[OperationId, CallHandle] = {}
         self._closed = False
@@ -309,7 +378,7 @@ class WorkerPool:
         )
         handle = CallHandle(self, op_id)
         self._handles[op_id] = handle
-        self._commands.put(("run", handle, payload))
+        self._commands.put(_Run(handle, payload))
         return handle
 
     def map(
@@ -319,17 +388,21 @@ class WorkerPool:
         handles = [self.submit(fn, item) for item in iterable]
         return [h.result(timeout=timeout) for h in handles]
 
-    def shutdown(self, reason: str = SHUTDOWN_REASON) -> None:
-        """End what is still running (``terminate_owner``), then stop the workers."""
+    def close(self, reason: str = CLOSE_REASON) -> None:
+        """End what is still running (``terminate_owner(reason)``), then stop the workers.
+
+        Queued and running calls end ``Terminated(reason)``; the pool's connection and
+        its worker processes are gone when this returns. Idempotent; ``with`` calls it.
+        """
         if self._closed:
             return
         self._closed = True
         try:
             self.client.terminate_owner(reason)
         except OpsLifecycleError as exc:
-            log.warning("pool shutdown could not terminate its operations: %s", exc)
+            log.warning("pool close could not terminate its operations: %s", exc)
         done: OpsFuture[None] = OpsFuture()
-        self._commands.put(("stop", reason, done))
+        self._commands.put(_Close(reason, done))
         done.get(timeout=60)
         self._monitor.join(timeout=30)
         self.client.close()
@@ -339,7 +412,7 @@ class WorkerPool:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.shutdown()
+        self.close()
 
     # --- cancellation (caller's thread) ------------------------------------------------------
 
@@ -348,7 +421,7 @@ class WorkerPool:
             self.client.cancel_operation(handle.id, reason)
         except InvalidTransition:
             return False
-        self._commands.put(("cancel", handle, reason))
+        self._commands.put(_Cancel(handle, reason))
         return True
 
     # --- the monitor thread ------------------------------------------------------------------------
@@ -376,13 +449,13 @@ class WorkerPool:
 
     def _handle_commands(self) -> bool:
         for cmd in self._commands.drain():
-            if cmd[0] == "run":
-                self._queue.append((cmd[1], cmd[2]))
-            elif cmd[0] == "cancel":
-                self._cancelled(cmd[1], cmd[2])
-            elif cmd[0] == "stop":
-                self._stop_all(cmd[1])
-                cmd[2].set(None)
+            if isinstance(cmd, _Run):
+                self._queue.append((cmd.handle, cmd.payload))
+            elif isinstance(cmd, _Cancel):
+                self._cancelled(cmd.handle, cmd.reason)
+            else:
+                self._stop_all(cmd.reason)
+                cmd.done.set(None)
                 return True
         return False
 
@@ -394,7 +467,7 @@ class WorkerPool:
                 return
         for w in self._workers:
             if w.current is handle:
-                w.send(("cancel", str(handle.id)))
+                w.send(_Interrupt(str(handle.id)))
                 w.kill_at = time.monotonic() + self.cancel_grace
                 return
 
@@ -404,7 +477,7 @@ class WorkerPool:
                 return
             if w.current is None and w.process.is_alive():
                 handle, payload = self._queue.popleft()
-                if w.send(("run", (str(handle.id), payload))):
+                if w.send(_Task(str(handle.id), payload)):
                     w.current = handle
                 else:
                     self._queue.appendleft((handle, payload))
@@ -417,12 +490,11 @@ class WorkerPool:
         handle, w.current, w.kill_at = w.current, None, None
         if handle is None:
             return
-        kind = msg[0]
-        if kind == "ok":
-            _, _, blob, text, duration_ms = msg
+        if isinstance(msg, _Returned):
             try:
                 self.client.complete_operation(
-                    handle.id, OperationResult(id=handle.id, content=text, duration_ms=duration_ms)
+                    handle.id,
+                    OperationResult(id=handle.id, content=msg.text, duration_ms=msg.duration_ms),
                 )
             except InvalidTransition:
                 self._settle_from_registry(handle)
@@ -430,14 +502,13 @@ class WorkerPool:
             except OpsLifecycleError as exc:
                 self._settle(handle, exc)
                 return
-            self._settle(handle, None, value=cloudpickle.loads(blob))
-        elif kind == "error":
-            _, _, summary, trace = msg
+            self._settle(handle, None, value=cloudpickle.loads(msg.blob))
+        elif isinstance(msg, _Raised):
             # Within the registry's cap: the summary's start, then the trace's innermost end.
-            summary = summary.encode()[:4096].decode(errors="ignore")
-            trace = clip_text(trace, MAX_ERROR_BYTES - len(summary.encode()) - 1)
+            summary = msg.summary.encode()[:4096].decode(errors="ignore")
+            trace = clip_text(msg.trace, MAX_ERROR_BYTES - len(summary.encode()) - 1)
             self._fail(handle, f"{summary}\n{trace}".rstrip())
-        else:  # "cancelled" or "skipped": the registry already holds the outcome
+        else:  # _Ended: the registry already holds the outcome
             self._settle_from_registry(handle)
 
     def _fail(self, handle: CallHandle, error: str) -> None:

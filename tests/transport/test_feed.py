@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from pathlib import Path
 
@@ -93,8 +92,8 @@ def test_tiny_high_water_mark_under_a_burst_stays_gap_free(tmp_path: Path) -> No
             feed_hwm=4,  # PUB drops early: the subscriber must repair what it lost
             heartbeat_interval=0.2,
         )
-    ).start()
-    with FeedSubscriber(srv.feed_endpoint, srv.endpoint, rcvhwm=1) as sub, contextlib.closing(srv):
+    )
+    with srv, FeedSubscriber(srv.feed_endpoint, srv.endpoint, rcvhwm=1) as sub:
         seqs: list[int] = []
         reader = threading.Thread(target=lambda: seqs.extend(_collect(sub, total, timeout=120)))
         with RegistryClient(srv.endpoint, timeout=60) as cli:

@@ -67,7 +67,7 @@ def pool(server: RegistryServer) -> Iterator[WorkerPool]:
     try:
         yield p
     finally:
-        p.shutdown()
+        p.close()
 
 
 def test_success_and_map_ordering(pool: WorkerPool, server: RegistryServer) -> None:
@@ -142,7 +142,7 @@ def test_shutdown_terminates_running_calls(server: RegistryServer, manager: Any)
     running = pool.submit(stubborn, started)
     queued = pool.submit(square, 5)
     assert started.wait(60)
-    pool.shutdown()
+    pool.close()
     for handle in (running, queued):
         with pytest.raises(OperationError) as err:
             handle.result(timeout=30)
