@@ -10,8 +10,8 @@ and checked against it by ``tests/test_calls_table.py``:
   the optional ones default to ``None``;
 - the registry actor dispatches ``METHODS`` (plus the server-only ``INTERNAL``
   messages) to ``_do_<name>`` handlers, and refuses to start if one is missing;
-- the server stamps and refuses by ``changes_state`` and ``ADMIN``; clients
-  never retry what ``changes_state``;
+- the server refuses a stale epoch for ``CHANGES_STATE`` and a non-admin for
+  ``ADMIN``; clients stamp and never retry what ``changes_state``;
 - docs/protocol.md §6 is ``method_table_markdown()`` (``python -m actors.calls``
   prints it), and the conformance suite exercises every entry.
 

@@ -412,7 +412,7 @@ class RegistryServer:
                 codec.encode_reply(req.req_id, codec.PONG, self.liveness.pong(client, self.epoch)),
             )
             return
-        if calls.changes_state(req.method) and req.server_epoch != self.epoch:
+        if req.method in calls.CHANGES_STATE and req.server_epoch != self.epoch:
             self._reply_error(router, identity, req.req_id, ServerRestarted(self.epoch))
             return
         if req.method in ADMIN_METHODS and not may_administer(self._admins, self._frame):
