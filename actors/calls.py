@@ -12,7 +12,7 @@ and checked against it by ``tests/test_calls_table.py``:
   messages) to ``_do_<name>`` handlers, and refuses to start if one is missing;
 - the server refuses a stale epoch for ``CHANGES_STATE`` and a non-admin for
   ``ADMIN``; clients stamp and never retry what ``changes_state``;
-- docs/protocol.md §6 is ``method_table_markdown()`` (``python -m actors.calls``
+- docs/protocol.md §6 is ``method_table_markdown()`` (``opsreg methods``
   prints it), and the conformance suite exercises every entry.
 
 Read-only methods are listed by name (``READ_ONLY``): a method missing from
@@ -271,7 +271,3 @@ def method_table_markdown() -> str:
         )
     rows.append("| `ping` | — | (status `PONG`) | | no | |")
     return "\n".join(rows) + "\n"
-
-
-if __name__ == "__main__":
-    print(method_table_markdown(), end="")

@@ -116,7 +116,7 @@ def test_admin_methods_are_the_tables() -> None:
 def test_protocol_md_method_table_is_the_generated_one() -> None:
     doc = (ROOT / "docs" / "protocol.md").read_text()
     assert calls.method_table_markdown() in doc, (
-        "docs/protocol.md §6 differs from actors/calls.py: paste `python -m actors.calls`"
+        "docs/protocol.md §6 differs from actors/calls.py: paste `opsreg methods`"
     )
 
 
@@ -126,3 +126,10 @@ def test_conformance_exercises_every_method() -> None:
     text = inspect.getsource(_lifecycle) + inspect.getsource(_errors)
     for name in calls.METHODS:
         assert f'"{name}"' in text, f"conformance never calls {name}"
+
+
+def test_opsreg_methods_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
+    from transport.cli import main
+
+    assert main(["methods"]) == 0
+    assert capsys.readouterr().out == calls.method_table_markdown()

@@ -293,7 +293,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     conformance.add_arguments(conf)
     conf.set_defaults(func=lambda a: conformance.command(a, lambda line: out(clean(line))))
+
+    methods = sub.add_parser(
+        "methods",
+        help="print the registry's method table (docs/protocol.md section 6) as Markdown",
+        epilog=EXIT_HELP,
+        formatter_class=fmt,
+    )
+    methods.set_defaults(func=_methods)
     return parser
+
+
+def _methods(_: argparse.Namespace) -> int:
+    from actors.calls import method_table_markdown
+
+    out(method_table_markdown().rstrip("\n"))
+    return 0
 
 
 class _OneLine(logging.Formatter):
