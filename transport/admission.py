@@ -25,6 +25,7 @@ call the methods that act on operations or waits other clients own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import resource
@@ -187,7 +188,10 @@ class Admission(Authenticator):
         if self._thread is not None:
             self._stopping.set()
             assert self._wake is not None
-            self._wake.send(b"")
+            # Never block here: if the thread has already ended (it logs why), nobody
+            # reads the wake-up pipe and a blocking send would hang the server's stop.
+            with contextlib.suppress(zmq.Again):
+                self._wake.send(b"", zmq.NOBLOCK)
             self._thread.join(timeout=10)
             self._thread = None
         if self._wake is not None:
@@ -213,14 +217,21 @@ class Admission(Authenticator):
                 if self._unlogged:
                     timeout = max(0, int((self._next_log - time.monotonic()) * 1000)) + 1
                 events = dict(poller.poll(timeout))
-                self._drain_monitors()
-                if self.zap_socket in events:
-                    loop.run_until_complete(
-                        self.handle_zap_message(self.zap_socket.recv_multipart())
-                    )
-                self._log_refusals()
+                try:
+                    self._drain_monitors()
+                    if self.zap_socket in events:
+                        loop.run_until_complete(
+                            self.handle_zap_message(self.zap_socket.recv_multipart())
+                        )
+                    self._log_refusals()
+                except zmq.ContextTerminated:
+                    raise
+                except Exception:
+                    # One bad event must not end admission: with this thread gone no
+                    # handshake would ever be answered and nobody could connect.
+                    log.exception("admission: handling a connection event failed")
         except Exception:
-            log.exception("admission thread failed")
+            log.exception("admission thread failed; new connections will not be admitted")
         finally:
             self._next_log = 0.0
             self._log_refusals()  # what the last interval refused

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from pathlib import Path
 
 import msgspec
@@ -340,3 +341,43 @@ def test_a_batched_watcher_is_accepted_before_its_value_arrives(server: Registry
             assert order.index((base + 9, codec.ACCEPTED)) < order.index((base + 9, codec.OK))
     finally:
         sock.close()
+
+
+def test_a_failure_in_the_admission_thread_neither_locks_clients_out_nor_hangs_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found in CI: stop() blocked forever sending the admission thread its wake-up
+    when that thread had already ended (nobody read the pipe); and an ended admission
+    thread answers no handshake, so nobody could connect any more."""
+    from transport import admission
+
+    failed = threading.Event()
+    real = admission.Admission._log_refusals
+
+    def fail_once(self: admission.Admission) -> None:
+        if not failed.is_set():
+            failed.set()
+            raise RuntimeError("admission event failed (test)")
+        real(self)
+
+    monkeypatch.setattr(admission.Admission, "_log_refusals", fail_once)
+    srv = RegistryServer(
+        ServerConfig(
+            endpoint="tcp://127.0.0.1:0",
+            feed_endpoint="tcp://127.0.0.1:0",
+            data_dir=str(tmp_path / "d"),
+        )
+    ).start()
+    stopped = threading.Event()
+    try:
+        with RegistryClient(srv.endpoint, timeout=10) as first:
+            assert first.watermark() == 0
+        assert failed.wait(10)
+        with RegistryClient(srv.endpoint, timeout=10) as second:  # a handshake after the failure
+            assert second.watermark() == 0
+        assert "handling a connection event failed" in caplog.text
+        threading.Thread(target=lambda: (srv.stop(), stopped.set()), daemon=True).start()
+        assert stopped.wait(30), "stop() hung"
+    finally:
+        if not stopped.is_set():
+            srv.stop()
