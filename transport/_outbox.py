@@ -121,11 +121,15 @@ class Sink:
         return self._done
 
     def set(self, value: Any = None) -> None:
+        if self._done:  # the first answer is the answer, as with a future
+            return
         self._done = True
         self.value = value
         self.outbox.put(self)
 
     def set_exception(self, exc: Any = None) -> None:
+        if self._done:
+            return
         self._done = True
         self.status = codec.ERROR
         self.value = exc[1] if isinstance(exc, tuple) else exc
