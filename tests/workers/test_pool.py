@@ -18,6 +18,7 @@ from actors import (
     Failed,
     OperationId,
     OperationKind,
+    OperationProgressUpdate,
     OperationSpec,
     OperationStatus,
 )
@@ -95,7 +96,18 @@ def test_progress_is_reported_to_the_registry(pool: WorkerPool) -> None:
     assert handle.result(timeout=60) == "ok"
     snap = handle.snapshot()
     assert snap.progress_count == 3
-    assert snap.last_progress.percent == 100.0
+    assert snap.last_progress == OperationProgressUpdate("at 100.0", 100.0)
+
+
+def message_only(progress) -> str:  # type: ignore[no-untyped-def]
+    progress("no percent")  # progress(message, percent=None), as OperationProgressUpdate
+    return "ok"
+
+
+def test_progress_takes_message_then_an_optional_percent(pool: WorkerPool) -> None:
+    handle = pool.submit(message_only)
+    assert handle.result(timeout=60) == "ok"
+    assert handle.snapshot().last_progress == OperationProgressUpdate("no percent", None)
 
 
 def test_exception_becomes_failed_with_traceback(pool: WorkerPool) -> None:
