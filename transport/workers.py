@@ -34,7 +34,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,12 +150,25 @@ class CallHandle:
         >>> value = await pool.submit(pow, 2, 10).result_async(timeout=30)  # doctest: +SKIP
         """
         try:
-            return await asyncio.wait_for(self._wait(), timeout)
+            return await asyncio.wait_for(self._asyncio_future(), timeout)
         except TimeoutError:
             raise PoolTimeout(f"call {self.id} did not end within {timeout} s") from None
 
-    async def _wait(self) -> Any:
-        return await self._future
+    def _asyncio_future(self) -> asyncio.Future[Any]:
+        """A future of the running loop that the call's end sets (from the monitor thread).
+
+        One per await, so an await that is cancelled or times out leaves nothing behind
+        but a callback that finds its future done (or its loop closed) and does nothing.
+        """
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Any] = loop.create_future()
+
+        def wake(ended: OpsFuture[Any]) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody awaits
+                loop.call_soon_threadsafe(_copy_outcome, ended, waiter)
+
+        self._future.add_done_callback(wake)
+        return waiter
 
     def done(self) -> bool:
         """True once the call has ended (its result or error is set)."""
@@ -169,8 +182,17 @@ class CallHandle:
         """The call's operation as the registry holds it now."""
         return self._pool.client.snapshot(self.id)
 
-    def __await__(self) -> Any:
-        return self._future.__await__()
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._asyncio_future().__await__()
+
+
+def _copy_outcome(ended: OpsFuture[Any], waiter: asyncio.Future[Any]) -> None:
+    if waiter.done():  # cancelled, or timed out
+        return
+    try:
+        waiter.set_result(ended.get(timeout=0))
+    except Exception as exc:
+        waiter.set_exception(exc)
 
 
 class _Worker:

@@ -23,7 +23,13 @@ from actors import (
     OperationStatus,
 )
 from transport import RegistryClient, RegistryServer
-from transport.workers import CallCancelled, OperationError, PoolTimeout, WorkerPool
+from transport.workers import (
+    CallCancelled,
+    CallHandle,
+    OperationError,
+    PoolTimeout,
+    WorkerPool,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -211,7 +217,11 @@ def test_result_and_map_timeouts_are_timeout_errors(pool: WorkerPool, manager: A
         pool.map(stubborn, [started], timeout=0.05)
 
 
-def test_handles_are_awaitable(pool: WorkerPool, manager: Any) -> None:
+def test_handles_are_awaitable(
+    pool: WorkerPool, manager: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    slow: list[CallHandle] = []
+
     async def main() -> tuple[Any, ...]:
         ticks = 0
 
@@ -228,15 +238,22 @@ def test_handles_are_awaitable(pool: WorkerPool, manager: Any) -> None:
         with pytest.raises(OperationError):
             await failing
         started = manager.Event()
-        slow = pool.submit(stubborn, started)
+        slow.append(pool.submit(stubborn, started))
         with pytest.raises(TimeoutError):
-            await slow.result_async(timeout=0.05)
-        slow.cancel("done")
+            await slow[0].result_async(timeout=0.05)
         tick.cancel()
         assert ticks > 0  # the loop ran while the calls were awaited
         return tuple(values)
 
     assert asyncio.run(main()) == tuple(x * x for x in range(6))
+    # The timed-out await left nothing that trips over the closed loop when the call ends.
+    callbacks_ran = threading.Event()  # runs after the await's own callback, in order
+    slow[0]._future.add_done_callback(lambda _: callbacks_ran.set())
+    slow[0].cancel("done")
+    with pytest.raises(OperationError):
+        slow[0].result(timeout=60)
+    assert callbacks_ran.wait(60)
+    assert "future callback failed" not in caplog.text
 
 
 def test_call_cancelled_is_importable_for_user_code() -> None:
