@@ -65,6 +65,7 @@ TRANSPORT = {
     "FeedGap",
     "FeedSubscriber",
     "OperationError",
+    "PoolTimeout",
     "RegistryClient",
     "RegistryServer",
     "ServerConfig",
@@ -72,6 +73,7 @@ TRANSPORT = {
     "TooLarge",
     "Unavailable",
     "WorkerPool",
+    "WorkerStartError",
 }
 
 

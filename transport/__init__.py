@@ -28,7 +28,14 @@ from transport.errors import (
 )
 from transport.feed import FeedSubscriber
 from transport.server import RegistryServer
-from transport.workers import CallCancelled, CallHandle, OperationError, WorkerPool
+from transport.workers import (
+    CallCancelled,
+    CallHandle,
+    OperationError,
+    PoolTimeout,
+    WorkerPool,
+    WorkerStartError,
+)
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -40,6 +47,7 @@ __all__ = [
     "FeedGap",
     "FeedSubscriber",
     "OperationError",
+    "PoolTimeout",
     "RegistryClient",
     "RegistryServer",
     "ServerConfig",
@@ -47,4 +55,5 @@ __all__ = [
     "TooLarge",
     "Unavailable",
     "WorkerPool",
+    "WorkerStartError",
 ]

@@ -37,7 +37,7 @@ def demo_task(duration_ms: float, steps: int, fail: bool, progress: Any) -> str:
     pause = threading.Event()
     for step in range(steps):
         pause.wait(duration_ms / 1000 / max(steps, 1))
-        progress(100.0 * (step + 1) / steps, f"step {step + 1} of {steps}")
+        progress(f"step {step + 1} of {steps}", 100.0 * (step + 1) / steps)
     if fail:
         raise RuntimeError("the demo decided this one fails")
     return f"done in {duration_ms:.1f} ms"

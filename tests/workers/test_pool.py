@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import os
 import signal
@@ -11,9 +12,24 @@ from typing import Any
 
 import pytest
 
-from actors import Cancelled, Completed, Failed, OperationStatus, Terminated
+from actors import (
+    Cancelled,
+    Completed,
+    Failed,
+    OperationId,
+    OperationKind,
+    OperationProgressUpdate,
+    OperationSpec,
+    OperationStatus,
+)
 from transport import RegistryClient, RegistryServer
-from transport.workers import CallCancelled, OperationError, WorkerPool
+from transport.workers import (
+    CallCancelled,
+    CallHandle,
+    OperationError,
+    PoolTimeout,
+    WorkerPool,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -27,11 +43,11 @@ def boom(msg: str) -> None:
 
 
 def cooperative(started, progress) -> str:  # type: ignore[no-untyped-def]
-    progress(10.0, "started")
+    progress("started", 10.0)
     started.set()
     pace = threading.Event()
     while True:
-        progress(50.0, "working")  # raises CallCancelled once the call is cancelled
+        progress("working", 50.0)  # raises CallCancelled once the call is cancelled
         pace.wait(0.01)
 
 
@@ -47,7 +63,7 @@ def report_pid_and_hang(pids) -> None:  # type: ignore[no-untyped-def]
 
 def with_progress(progress) -> str:  # type: ignore[no-untyped-def]
     for p in (25.0, 50.0, 100.0):
-        progress(p, f"at {p}")
+        progress(f"at {p}", p)
     return "ok"
 
 
@@ -86,7 +102,18 @@ def test_progress_is_reported_to_the_registry(pool: WorkerPool) -> None:
     assert handle.result(timeout=60) == "ok"
     snap = handle.snapshot()
     assert snap.progress_count == 3
-    assert snap.last_progress.percent == 100.0
+    assert snap.last_progress == OperationProgressUpdate("at 100.0", 100.0)
+
+
+def message_only(progress) -> str:  # type: ignore[no-untyped-def]
+    progress("no percent")  # progress(message, percent=None), as OperationProgressUpdate
+    return "ok"
+
+
+def test_progress_takes_message_then_an_optional_percent(pool: WorkerPool) -> None:
+    handle = pool.submit(message_only)
+    assert handle.result(timeout=60) == "ok"
+    assert handle.snapshot().last_progress == OperationProgressUpdate("no percent", None)
 
 
 def test_exception_becomes_failed_with_traceback(pool: WorkerPool) -> None:
@@ -136,7 +163,9 @@ def test_kill_nine_of_a_worker_fails_its_call_and_the_pool_keeps_working(
     assert pool.map(square, [1, 2, 3], timeout=60) == [1, 4, 9]
 
 
-def test_shutdown_terminates_running_calls(server: RegistryServer, manager: Any) -> None:
+def test_close_cancels_the_pools_own_running_and_queued_calls(
+    server: RegistryServer, manager: Any
+) -> None:
     pool = WorkerPool(server.endpoint, processes=1)
     started = manager.Event()
     running = pool.submit(stubborn, started)
@@ -146,10 +175,85 @@ def test_shutdown_terminates_running_calls(server: RegistryServer, manager: Any)
     for handle in (running, queued):
         with pytest.raises(OperationError) as err:
             handle.result(timeout=30)
-        assert isinstance(err.value.outcome, Terminated)
+        assert err.value.outcome == Cancelled("worker pool shut down")
     with RegistryClient(server.endpoint, timeout=10) as cli:
-        assert cli.snapshot(running.id).status is OperationStatus.TERMINATED
-        assert cli.snapshot(queued.id).status is OperationStatus.TERMINATED
+        assert cli.snapshot(running.id).status is OperationStatus.CANCELLED
+        assert cli.snapshot(queued.id).status is OperationStatus.CANCELLED
+
+
+def test_close_leaves_a_foreign_owners_operation_running(
+    server: RegistryServer, manager: Any
+) -> None:
+    with RegistryClient(server.endpoint, timeout=10) as other:
+        foreign = OperationId.new()
+        other.register_operation(
+            OperationSpec(
+                id=foreign,
+                kind=OperationKind.BACKGROUND_TOOL_OP,
+                owner_session_id="someone-else",
+                display_name="not the pool's",
+                source_label="test",
+            )
+        )
+        other.provisioning_succeeded(foreign)
+        started = manager.Event()
+        with WorkerPool(server.endpoint, processes=1) as pool:
+            mine = pool.submit(stubborn, started)
+            assert started.wait(60)
+        with pytest.raises(OperationError):
+            mine.result(timeout=30)
+        assert other.snapshot(foreign).status is OperationStatus.RUNNING
+        assert other.snapshot(mine.id).status is OperationStatus.CANCELLED
+
+
+def test_result_and_map_timeouts_are_timeout_errors(pool: WorkerPool, manager: Any) -> None:
+    started = manager.Event()
+    handle = pool.submit(stubborn, started)
+    with pytest.raises(TimeoutError) as err:
+        handle.result(timeout=0.05)
+    assert isinstance(err.value, PoolTimeout)
+    assert str(err.value) == f"call {handle.id} did not end within 0.05 s"
+    with pytest.raises(PoolTimeout, match=r"map did not end within 0.05 s"):
+        pool.map(stubborn, [started], timeout=0.05)
+
+
+def test_handles_are_awaitable(
+    pool: WorkerPool, manager: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    slow: list[CallHandle] = []
+
+    async def main() -> tuple[Any, ...]:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.001)
+
+        tick = asyncio.create_task(ticker())
+        handles = [pool.submit(square, x) for x in range(6)]
+        values = await asyncio.gather(*handles[:3], *(h.result_async(60) for h in handles[3:]))
+        failing = pool.submit(boom, "async")
+        with pytest.raises(OperationError):
+            await failing
+        started = manager.Event()
+        slow.append(pool.submit(stubborn, started))
+        with pytest.raises(TimeoutError):
+            await slow[0].result_async(timeout=0.05)
+        tick.cancel()
+        assert ticks > 0  # the loop ran while the calls were awaited
+        return tuple(values)
+
+    assert asyncio.run(main()) == tuple(x * x for x in range(6))
+    # The timed-out await left nothing that trips over the closed loop when the call ends.
+    callbacks_ran = threading.Event()  # runs after the await's own callback, in order
+    slow[0]._future.add_done_callback(lambda _: callbacks_ran.set())
+    slow[0].cancel("done")
+    with pytest.raises(OperationError):
+        slow[0].result(timeout=60)
+    assert callbacks_ran.wait(60)
+    assert "future callback failed" not in caplog.text
 
 
 def test_call_cancelled_is_importable_for_user_code() -> None:
