@@ -241,3 +241,31 @@ def test_async_with_and_async_for_do_not_block_the_loop(busy: ServerProcess) -> 
     seqs, lag, mark = asyncio.run(main())
     assert seqs == list(range(mark + 1, mark + 21))
     assert lag < 0.5, f"the event loop was blocked for {lag:.3f} s"
+
+
+def test_tail_follow_with_no_server_exits_3() -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "transport.cli",
+            "tail",
+            "--follow",
+            "--endpoint",
+            f"tcp://127.0.0.1:{port}",
+            "--feed-endpoint",
+            f"tcp://127.0.0.1:{port}",
+            "--timeout",
+            "0.5",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 3, done.stderr

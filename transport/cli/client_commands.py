@@ -255,6 +255,8 @@ def tail(args: argparse.Namespace) -> int:
         for entry in batch.entries:
             _print_entry(args, entry)
         return EXIT_OK
+    with connect(args) as client:
+        client.watermark()  # an unreachable server exits 3 here, as for every command
     curve = curve_options(args)
     while not stop.is_set():
         sub = FeedSubscriber(
