@@ -68,6 +68,12 @@ class FeedSubscriber:
       the start).
 
     ``cursor`` is the seq of the last entry handed out (or queued): save it to resume.
+    ``endpoint`` is the server's request endpoint (as for ``RegistryClient``: the
+    subscriber repairs and resolves its start with ``list_since`` over it),
+    ``feed_endpoint`` its PUB endpoint; ``registry`` names the registry; ``timeout``
+    bounds each request; ``idle_check`` is how long silence lasts before a repair;
+    ``rcvhwm`` is the SUB socket's queue (what it drops is repaired); the CURVE keys
+    are those of ``RegistryClient``.
 
     >>> with FeedSubscriber("tcp://127.0.0.1:5555", "tcp://127.0.0.1:5556") as feed:  # doctest: +SKIP
     ...     for entry in feed:
