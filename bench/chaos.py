@@ -124,7 +124,7 @@ def subscriber_main(feed: str, endpoint: str, log_path: str) -> None:
                 if head.isdigit() and line.endswith("\n"):
                     cursor = int(head)
     log = open(log_path, "a", buffering=1)  # noqa: SIM115
-    with FeedSubscriber(feed, endpoint, after_seq=cursor, idle_check=0.5, timeout=5) as sub:
+    with FeedSubscriber(endpoint, feed, after_seq=cursor, idle_check=0.5, timeout=5) as sub:
         while True:
             entry = sub.next(timeout=None)
             assert entry is not None

@@ -224,7 +224,9 @@ def subscriber_main(
     t_last = 0
     sub: FeedSubscriber | None = None
     try:
-        sub = FeedSubscriber(feed_endpoint, endpoint, registry=REGISTRY, timeout=CALL_TIMEOUT)
+        sub = FeedSubscriber(
+            endpoint, feed_endpoint, registry=REGISTRY, after_seq=0, timeout=CALL_TIMEOUT
+        )
         while sub.next(timeout=0.3) is not None:  # the catch-up: nothing should be there yet
             duplicates += 1
         conn.send(("ready",))
@@ -242,8 +244,8 @@ def subscriber_main(
                 dropped += sub.duplicates
                 sub.close()
                 sub = FeedSubscriber(
-                    feed_endpoint,
                     endpoint,
+                    feed_endpoint,
                     registry=REGISTRY,
                     after_seq=exc.dropped_through,
                     timeout=CALL_TIMEOUT,

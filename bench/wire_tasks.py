@@ -239,7 +239,7 @@ def task_prober(ctl: Ctl, endpoint: str, raw: bool, count: int | None) -> dict[s
 def task_subscriber(
     ctl: Ctl, feed_endpoint: str, endpoint: str, burst: int, after: int
 ) -> dict[str, Any]:
-    sub = FeedSubscriber(feed_endpoint, endpoint, registry=REGISTRY, after_seq=after)
+    sub = FeedSubscriber(endpoint, feed_endpoint, registry=REGISTRY, after_seq=after)
     received = out_of_order = 0
     expect = after + 1
     gap: str | None = None

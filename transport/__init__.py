@@ -9,7 +9,7 @@ The public API on one screen::
     cli = RegistryClient("tcp://127.0.0.1:5555", registry="default", timeout=10.0)
     cli.register_operation(spec); cli.provisioning_succeeded(spec.id)
     watch = cli.register_watcher(spec.id)          # OpsFuture: .get(timeout) or await
-    sub = FeedSubscriber("tcp://127.0.0.1:5556", "tcp://127.0.0.1:5555")
+    sub = FeedSubscriber("tcp://127.0.0.1:5555", "tcp://127.0.0.1:5556")  # from now
     for entry in sub: ...                           # CompletionEntry, seq 1, 2, 3, ...
 """
 

@@ -103,7 +103,7 @@ def run_demo(
         with RegistryServer(config) as server:
             total = operations
             seen: list[int] = []
-            sub = FeedSubscriber(server.feed_endpoint, server.endpoint)
+            sub = FeedSubscriber(server.endpoint, server.feed_endpoint, after_seq=0)
 
             def follow() -> None:
                 while len(seen) < total:

@@ -21,7 +21,7 @@ def main() -> None:
     assert secret is not None
     keys = {"curve_server_key": server_key, "curve_keypair": (public, secret)}
     with (
-        FeedSubscriber(feed, endpoint, **keys) as sub,
+        FeedSubscriber(endpoint, feed, after_seq=0, **keys) as sub,
         RegistryClient(  # type: ignore[arg-type]
             endpoint, timeout=20, **keys
         ) as cli,

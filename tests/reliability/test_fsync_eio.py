@@ -57,7 +57,9 @@ def test_fsync_eio_is_outcome_unknown_and_the_restart_agrees(
             # acknowledged only once they are on disk too, so fsync fails on ours alone.
             marker = _completed_marker(cli)
             sub = stack.enter_context(
-                contextlib.closing(FeedSubscriber(server.feed_endpoint, server.endpoint))
+                contextlib.closing(
+                    FeedSubscriber(server.endpoint, server.feed_endpoint, after_seq=0)
+                )
             )
             first = sub.next(timeout=20)
             assert first is not None and first.seq == 1

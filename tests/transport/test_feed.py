@@ -58,7 +58,7 @@ def big_server(tmp_path: Path):  # type: ignore[no-untyped-def]
 def test_late_joiner_receives_everything_in_order(big_server: RegistryServer) -> None:
     with RegistryClient(big_server.endpoint, timeout=30) as cli:
         specs = _complete_many(cli, 5000)
-        with FeedSubscriber(big_server.feed_endpoint, big_server.endpoint) as sub:
+        with FeedSubscriber(big_server.endpoint, big_server.feed_endpoint, start="oldest") as sub:
             seqs = _collect(sub, 5000)
             assert seqs == list(range(1, 5001))
             names = []
@@ -76,7 +76,7 @@ def test_late_joiner_receives_everything_in_order(big_server: RegistryServer) ->
 def test_resubscribing_from_a_cursor_skips_what_was_seen(big_server: RegistryServer) -> None:
     with RegistryClient(big_server.endpoint, timeout=30) as cli:
         _complete_many(cli, 50)
-        with FeedSubscriber(big_server.feed_endpoint, big_server.endpoint, after_seq=42) as sub:
+        with FeedSubscriber(big_server.endpoint, big_server.feed_endpoint, after_seq=42) as sub:
             assert _collect(sub, 8) == list(range(43, 51))
 
 
@@ -93,7 +93,7 @@ def test_tiny_high_water_mark_under_a_burst_stays_gap_free(tmp_path: Path) -> No
             heartbeat_interval=0.2,
         )
     )
-    with srv, FeedSubscriber(srv.feed_endpoint, srv.endpoint, rcvhwm=1) as sub:
+    with srv, FeedSubscriber(srv.endpoint, srv.feed_endpoint, after_seq=0, rcvhwm=1) as sub:
         seqs: list[int] = []
         reader = threading.Thread(target=lambda: seqs.extend(_collect(sub, total, timeout=120)))
         with RegistryClient(srv.endpoint, timeout=60) as cli:
@@ -118,19 +118,19 @@ def test_cursor_older_than_retention_raises_feed_gap(tmp_path: Path) -> None:
     ) as srv:
         with RegistryClient(srv.endpoint, timeout=30) as cli:
             _complete_many(cli, 1100)
-        with FeedSubscriber(srv.feed_endpoint, srv.endpoint, after_seq=10) as sub:
+        with FeedSubscriber(srv.endpoint, srv.feed_endpoint, after_seq=10) as sub:
             with pytest.raises(FeedGap) as err:
                 sub.next(timeout=10)
             assert (err.value.after_seq, err.value.dropped_through) == (10, 76)
             assert err.value.watermark == 1100
-        with FeedSubscriber(srv.feed_endpoint, srv.endpoint, after_seq=76) as sub:
+        with FeedSubscriber(srv.endpoint, srv.feed_endpoint, after_seq=76) as sub:
             assert _collect(sub, 3) == [77, 78, 79]
 
 
 def test_topics_do_not_leak_between_prefix_named_registries(big_server: RegistryServer) -> None:
     with (
         RegistryClient(big_server.endpoint, registry="default2", timeout=30) as other,
-        FeedSubscriber(big_server.feed_endpoint, big_server.endpoint, registry="default") as sub,
+        FeedSubscriber(big_server.endpoint, big_server.feed_endpoint, registry="default") as sub,
     ):
         _complete_many(other, 20)
         assert sub.next(timeout=1.0) is None

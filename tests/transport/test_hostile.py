@@ -194,7 +194,7 @@ def test_curve_rejects_unknown_keys_and_accepts_allowed_ones(tmp_path: Path) -> 
                 srv.endpoint, timeout=10, curve_server_key=server_key, curve_keypair=(good[0], good[1])
             ) as ok,
             FeedSubscriber(
-                srv.feed_endpoint, srv.endpoint, timeout=0.5, idle_check=0.2,
+                srv.endpoint, srv.feed_endpoint, timeout=0.5, idle_check=0.2,
                 curve_server_key=server_key,
             ) as eavesdropper,
         ):  # fmt: skip
@@ -202,8 +202,9 @@ def test_curve_rejects_unknown_keys_and_accepts_allowed_ones(tmp_path: Path) -> 
             ok.complete_operation(spec.id, result_for(spec.id))
             assert eavesdropper.next(timeout=2.0) is None
         with FeedSubscriber(
-            srv.feed_endpoint,
             srv.endpoint,
+            srv.feed_endpoint,
+            after_seq=0,
             curve_server_key=server_key,
             curve_keypair=(good[0], good[1]),
         ) as allowed_sub:

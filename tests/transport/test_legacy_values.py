@@ -44,7 +44,7 @@ def test_a_store_holding_text_over_the_caps_opens_and_serves_it(tmp_path: Path) 
     with (
         RegistryServer(config) as server,
         RegistryClient(server.endpoint, timeout=10) as cli,
-        FeedSubscriber(server.feed_endpoint, server.endpoint) as sub,
+        FeedSubscriber(server.endpoint, server.feed_endpoint, after_seq=0) as sub,
     ):
         assert [s.display_name for s in cli.list_operations()] == [spec.display_name]
         snap = cli.snapshot(spec.id)

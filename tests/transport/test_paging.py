@@ -151,7 +151,7 @@ def test_a_subscriber_repairs_across_pages_up_to_the_watermark(
     with RegistryClient(server.endpoint, timeout=30) as cli:
         _finish(cli, 220)
         mark = cli.watermark()
-    with FeedSubscriber(server.feed_endpoint, server.endpoint, after_seq=3) as sub:
+    with FeedSubscriber(server.endpoint, server.feed_endpoint, after_seq=3) as sub:
         seqs = []
         while len(seqs) < mark - 3:
             entry = sub.next(timeout=30)
@@ -169,11 +169,11 @@ def test_a_cursor_ahead_of_the_watermark_raises_instead_of_waiting(server: Regis
             cli.provisioning_succeeded(spec.id)
             cli.complete_operation(spec.id, result_for(spec.id))
     with (
-        FeedSubscriber(server.feed_endpoint, server.endpoint, after_seq=1000) as sub,
+        FeedSubscriber(server.endpoint, server.feed_endpoint, after_seq=1000) as sub,
         pytest.raises(FeedCursorAhead) as caught,
     ):
         sub.next(timeout=20)
     assert (caught.value.after_seq, caught.value.watermark) == (1000, 3)
     # A cursor exactly at the watermark is the normal "caught up" state.
-    with FeedSubscriber(server.feed_endpoint, server.endpoint, after_seq=3) as sub:
+    with FeedSubscriber(server.endpoint, server.feed_endpoint, after_seq=3) as sub:
         assert sub.next(timeout=1.5) is None

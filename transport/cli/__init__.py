@@ -5,8 +5,8 @@ subcommand is a client of a running server::
 
     opsreg ls [--status S ...] [--kind K ...]     opsreg show ID
     opsreg watch ID                               opsreg wait ID...
-    opsreg tail [--from SEQ] [--follow]           opsreg stats
-    opsreg keys DIR
+    opsreg tail [--start now|oldest | --after SEQ] [--follow]
+    opsreg stats                                  opsreg keys DIR
 
 Human-readable output by default, ``--json`` for scripts. Tables are plain
 fixed-width text rather than ``rich``: the columns are simple, the output is
@@ -247,16 +247,29 @@ def _parser() -> argparse.ArgumentParser:
         "tail",
         client_commands.tail,
         "print the completion feed",
-        "Print completion-feed entries after SEQ; with --follow keep printing new ones "
-        "until Ctrl-C (exit 0). --json prints one JSON object per line.",
+        "Print completion-feed entries from a start position: --start oldest (the oldest "
+        "entry the registry still holds; the default without --follow), --start now (entries "
+        "completed from now on; the default with --follow, like tail -f) or --after SEQ "
+        "(resume: entries with seq > SEQ). With --follow keep printing new ones until Ctrl-C "
+        "(exit 0). --json prints one JSON object per line.",
     )
-    tail.add_argument(
+    where = tail.add_mutually_exclusive_group()
+    where.add_argument(
+        "--start",
+        choices=["now", "oldest"],
+        default=None,
+        help="now: entries completed from now on (needs --follow); oldest: from the oldest "
+        "retained entry",
+    )
+    where.add_argument(
+        "--after",
         "--from",
-        dest="from_seq",
+        dest="after_seq",
         type=parse_seq,
-        default=0,
+        default=None,
         metavar="SEQ",
-        help="print entries with seq > SEQ (default 0: everything retained)",
+        help="resume after a saved seq: entries with seq > SEQ (a warning names what the "
+        "registry no longer holds)",
     )
     tail.add_argument("-f", "--follow", action="store_true", help="keep printing new entries")
 

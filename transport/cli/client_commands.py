@@ -14,6 +14,7 @@ from transport.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_TIMED_OUT,
+    EXIT_USAGE,
     Fail,
     connect,
     curve_options,
@@ -228,51 +229,58 @@ def _print_entry(args: argparse.Namespace, entry: Any) -> None:
 
 def tail(args: argparse.Namespace) -> int:
     from transport.errors import FeedGap
-    from transport.feed import FeedSubscriber
+    from transport.feed import FeedSubscriber, Start
 
+    # The start position, in FeedSubscriber's words: --start now|oldest or --after SEQ.
+    start: Start | None = args.start
+    if start is None and args.after_seq is None:
+        start = "now" if args.follow else "oldest"
+    if start == "now" and not args.follow:
+        raise Fail(EXIT_USAGE, "tail --start now prints nothing without --follow")
     stop = threading.Event()
     if args.follow:
         # Ctrl-C (or SIGTERM) is the normal way to end --follow: finish the line, exit 0.
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-    with connect(args) as client:
-        batch = client.list_since(args.from_seq)
-        if batch.dropped_through > args.from_seq:
+    after_seq: int | None = args.after_seq
+    if not args.follow:
+        with connect(args) as client:
+            batch = client.list_since(after_seq or 0)
+        if after_seq is not None and batch.dropped_through > after_seq:
             warn(
                 "tail",
-                f"warning: entries {args.from_seq + 1}..{batch.dropped_through} are no longer "
+                f"warning: entries {after_seq + 1}..{batch.dropped_through} are no longer "
                 "retained by the registry; starting after them",
             )
         for entry in batch.entries:
             _print_entry(args, entry)
-        if not args.follow:
-            return EXIT_OK
-        cursor = (
-            batch.entries[-1].seq if batch.entries else max(args.from_seq, batch.dropped_through)
+        return EXIT_OK
+    with connect(args) as client:
+        client.watermark()  # an unreachable server exits 3 here, as for every command
+    curve = curve_options(args)
+    while not stop.is_set():
+        sub = FeedSubscriber(
+            args.endpoint,
+            args.feed_endpoint,
+            args.registry,
+            start=start if after_seq is None else None,
+            after_seq=after_seq,
+            timeout=args.timeout,
+            **curve,
         )
-        curve = curve_options(args)
-        while not stop.is_set():
-            sub = FeedSubscriber(
-                args.feed_endpoint,
-                args.endpoint,
-                args.registry,
-                after_seq=cursor,
-                timeout=args.timeout,
-                **curve,
-            )
-            try:
-                while not stop.is_set():
-                    # Short slices so a signal is noticed promptly.
-                    entry = sub.next(timeout=0.2)
-                    if entry is not None:
-                        _print_entry(args, entry)
-                        cursor = entry.seq
-            except FeedGap as gap:
-                # The follower fell behind retention: say what was lost and carry on.
-                warn("tail", f"warning: {gap}; skipping to {gap.dropped_through + 1}")
-                cursor = gap.dropped_through
-            finally:
-                sub.close()
+        try:
+            while not stop.is_set():
+                # Short slices so a signal is noticed promptly.
+                entry = sub.next(timeout=0.2)
+                if entry is not None:
+                    _print_entry(args, entry)
+                after_seq = sub.cursor
+        except FeedGap as gap:
+            # The follower fell behind retention: say what was lost and carry on.
+            warn("tail", f"warning: {gap}; skipping to {gap.dropped_through + 1}")
+            after_seq = gap.dropped_through
+        finally:
+            sub.close()
     return EXIT_OK
 
 
