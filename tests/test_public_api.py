@@ -58,6 +58,7 @@ ACTORS = {
 }
 
 TRANSPORT = {
+    "AsyncRegistryClient",
     "Busy",
     "CallCancelled",
     "CallHandle",

@@ -16,6 +16,7 @@ The public API on one screen::
 import logging
 
 from transport import codec as codec  # the frames, for those who speak the wire (docs/protocol.md)
+from transport.aio import AsyncRegistryClient
 from transport.client import RegistryClient
 from transport.config import ServerConfig
 from transport.errors import (
@@ -33,6 +34,7 @@ from transport.workers import CallCancelled, CallHandle, OperationError, WorkerP
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
+    "AsyncRegistryClient",
     "Busy",
     "CallCancelled",
     "CallHandle",
