@@ -258,10 +258,22 @@ class AsyncRegistryClient:
         return await self._wait("wait_any", _id_list(ids, "wait_any"))
 
     async def list_since(self, after_seq: int, limit: int | None = None) -> CompletionBatch:
-        """One page of the feed after ``after_seq`` (without ``limit``: the default page size);
-        page on with the last entry's ``seq`` while it is below ``watermark``."""
-        return await self._call(  # type: ignore[no-any-return]
-            "list_since", after_seq, DEFAULT_PAGE if limit is None else limit
+        """As ``RegistryCalls.list_since``: without ``limit``, every entry up to the first
+        reply's watermark, read page by page."""
+        if limit is not None:
+            return await self._call("list_since", after_seq, limit)  # type: ignore[no-any-return]
+        first: CompletionBatch = await self._call("list_since", after_seq, DEFAULT_PAGE)
+        entries, mark = list(first.entries), first.watermark
+        while entries and entries[-1].seq < first.watermark:
+            page: CompletionBatch = await self._call("list_since", entries[-1].seq, DEFAULT_PAGE)
+            if not page.entries or page.entries[0].seq != entries[-1].seq + 1:
+                break  # retention moved past us meanwhile: the caller sees the shortfall
+            entries += page.entries
+            mark = page.watermark
+        if len(entries) == len(first.entries):
+            return first
+        return CompletionBatch(
+            entries=tuple(entries), watermark=mark, dropped_through=first.dropped_through
         )
 
     async def watermark(self) -> int:
