@@ -63,7 +63,14 @@ class _Drop(_Pending):
 
 
 class _Client(RegistryClient):
-    """The sync client, able to drop one accepted wait (in its I/O thread)."""
+    """The sync client, able to drop one wait (in its I/O thread)."""
+
+    #: re-established waits dropped before their ``ACCEPTED``: dropped when it comes
+    _dropping: set[int]
+
+    def __init__(self, *args: Any, **options: Any) -> None:
+        self._dropping = set()  # before the I/O thread starts
+        super().__init__(*args, **options)
 
     def _encode(self, p: _Pending, epoch: str | None = None) -> tuple[int, _Pending, bytes] | None:
         if isinstance(p, _Drop):
@@ -73,11 +80,26 @@ class _Client(RegistryClient):
 
     def _drop(self, final: OpsFuture[Any] | None) -> None:
         for req_id, p in list(self._pending.items()):
-            if p.final is final and p.accepted:
+            if p.final is not final:
+                continue
+            if p.accepted:
                 del self._pending[req_id]  # its WaitCancelled reply is ignored, not re-established
-                self._send_frame(
-                    codec.encode_request(0, self._epoch, self.registry, DROP_WAIT, (req_id,))
-                )
+                self._send_drop(req_id)
+            else:  # sent again after a restart, not accepted yet
+                self._dropping.add(req_id)
+
+    def _send_drop(self, req_id: int) -> None:
+        self._send_frame(codec.encode_request(0, self._epoch, self.registry, DROP_WAIT, (req_id,)))
+
+    def _on_reply(self, reply: codec.Reply) -> None:
+        dropping = self._dropping
+        if dropping and reply.req_id in dropping and reply.status != codec.PONG:
+            dropping.discard(reply.req_id)
+            if reply.status == codec.ACCEPTED and reply.req_id in self._pending:
+                del self._pending[reply.req_id]
+                self._send_drop(reply.req_id)
+                return
+        super()._on_reply(reply)
 
     def drop_wait(self, final: OpsFuture[Any]) -> None:
         if not self._closed and not final.done():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -14,7 +14,7 @@ from actors.api import RegistryCalls
 from actors.model import Cancelled, Completed, OperationId
 from tests.conftest import background_spec, result_for
 from tests.transport.conftest import ServerProcess
-from transport import AsyncRegistryClient
+from transport import AsyncRegistryClient, RegistryClient, RegistryServer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -155,6 +155,11 @@ def test_cancelling_a_task_awaiting_a_wait_leaves_nothing_on_the_server(
             early.cancel()
             await asyncio.gather(early, return_exceptions=True)
             await cli.snapshot(spec.id)
+            # (a batched ACCEPTED may leave the server after a lone reply of the same pass:
+            # allow a few more round trips, never a sleep)
+            for _ in range(20):
+                if not await _watcher_count(cli, spec.id):
+                    break
             assert await _watcher_count(cli, spec.id) == 0
             diag = await cli.diagnostic_snapshot()
             assert all(op.watcher_count == 0 for op in diag.operations)
@@ -164,3 +169,46 @@ def test_cancelling_a_task_awaiting_a_wait_leaves_nothing_on_the_server(
             assert isinstance(await w, Completed)
 
     asyncio.run(main())
+
+
+def _until(predicate: Callable[[], bool], within: float = 20.0) -> None:
+    """Round trips (never a sleep) until ``predicate()``, within ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+
+
+def test_a_wait_re_established_after_the_server_forgot_the_client_is_dropped(
+    server: RegistryServer,
+) -> None:
+    # heartbeat 60: once idle, the client is forgotten after the server's client_timeout (1 s)
+    # and its watcher cancelled; the WaitCancelled reply makes it re-establish the watcher.
+    # (No ping: its pong [epoch, false] would re-establish the watcher a second time, see
+    # the report of issue 13: RegistryClient._server_forgot_me.)
+    observer = RegistryClient(server.endpoint, timeout=20)
+
+    def count(op_id: OperationId) -> int:
+        snap = observer.snapshot(op_id)
+        assert snap is not None
+        return snap.watcher_count
+
+    async def main() -> None:
+        async with AsyncRegistryClient(server.endpoint, timeout=20, heartbeat=60) as cli:
+            spec = background_spec("aio-forgotten")
+            await cli.register_operation(spec)
+            await cli.provisioning_succeeded(spec.id)
+            watch = await cli.register_watcher(spec.id)
+            assert count(spec.id) == 1
+            _until(lambda: count(spec.id) == 0)  # forgotten: cancelled by the server
+            _until(lambda: count(spec.id) == 1)  # re-established with the same future
+            assert not watch.done()
+            watch.cancel()
+            for _ in range(200):
+                if not await _watcher_count(cli, spec.id):
+                    break
+            assert await _watcher_count(cli, spec.id) == 0
+
+    try:
+        asyncio.run(main())
+    finally:
+        observer.close()
