@@ -66,6 +66,7 @@ TRANSPORT = {
     "FeedGap",
     "FeedSubscriber",
     "OperationError",
+    "Pipeline",
     "RegistryClient",
     "RegistryServer",
     "ServerConfig",

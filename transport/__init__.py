@@ -11,6 +11,8 @@ The public API on one screen::
     watch = cli.register_watcher(spec.id)          # OpsFuture: .get(timeout) or await
     sub = FeedSubscriber("tcp://127.0.0.1:5556", "tcp://127.0.0.1:5555")
     for entry in sub: ...                           # CompletionEntry, seq 1, 2, 3, ...
+    with cli.pipeline() as p: p.complete_operation(spec.id, result)   # typed, no waiting
+    async with AsyncRegistryClient(endpoint) as acli: await acli.watermark()   # asyncio
 """
 
 import logging
@@ -28,6 +30,7 @@ from transport.errors import (
     Unavailable,
 )
 from transport.feed import FeedSubscriber
+from transport.pipeline import Pipeline
 from transport.server import RegistryServer
 from transport.workers import CallCancelled, CallHandle, OperationError, WorkerPool
 
@@ -42,6 +45,7 @@ __all__ = [
     "FeedGap",
     "FeedSubscriber",
     "OperationError",
+    "Pipeline",
     "RegistryClient",
     "RegistryServer",
     "ServerConfig",
