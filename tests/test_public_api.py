@@ -58,6 +58,7 @@ ACTORS = {
 }
 
 TRANSPORT = {
+    "AsyncRegistryClient",
     "Busy",
     "CallCancelled",
     "CallHandle",
@@ -65,6 +66,7 @@ TRANSPORT = {
     "FeedGap",
     "FeedSubscriber",
     "OperationError",
+    "Pipeline",
     "PoolTimeout",
     "RegistryClient",
     "RegistryServer",

@@ -11,11 +11,14 @@ The public API on one screen::
     watch = cli.register_watcher(spec.id)          # OpsFuture: .get(timeout) or await
     sub = FeedSubscriber("tcp://127.0.0.1:5555", "tcp://127.0.0.1:5556")  # from now
     for entry in sub: ...                           # CompletionEntry, seq 1, 2, 3, ...
+    with cli.pipeline() as p: p.complete_operation(spec.id, result)   # typed, no waiting
+    async with AsyncRegistryClient(endpoint) as acli: await acli.watermark()   # asyncio
 """
 
 import logging
 
 from transport import codec as codec  # the frames, for those who speak the wire (docs/protocol.md)
+from transport.aio import AsyncRegistryClient
 from transport.client import RegistryClient
 from transport.config import ServerConfig
 from transport.errors import (
@@ -27,6 +30,7 @@ from transport.errors import (
     Unavailable,
 )
 from transport.feed import FeedSubscriber
+from transport.pipeline import Pipeline
 from transport.server import RegistryServer
 from transport.workers import (
     CallCancelled,
@@ -40,6 +44,7 @@ from transport.workers import (
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
+    "AsyncRegistryClient",
     "Busy",
     "CallCancelled",
     "CallHandle",
@@ -47,6 +52,7 @@ __all__ = [
     "FeedGap",
     "FeedSubscriber",
     "OperationError",
+    "Pipeline",
     "PoolTimeout",
     "RegistryClient",
     "RegistryServer",

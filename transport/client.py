@@ -48,13 +48,12 @@ from actors import calls
 from actors.api import RegistryCalls
 from actors.errors import InvalidArgument, OpsLifecycleError, WaitCancelled
 from actors.futures import OpsFuture
-from actors.model import (
-    OperationSpec,
-)
+from actors.model import OperationSpec
 from transport import codec
 from transport._direct import MAX_RESENDS, DirectPath, resendable
 from transport._outbox import Outbox
 from transport.errors import ServerRestarted, TooLarge, Unavailable
+from transport.pipeline import Pipelining
 
 __all__ = ["RegistryClient"]
 
@@ -119,7 +118,7 @@ class _Pending:
         self.stamp = ""
 
 
-class RegistryClient(DirectPath, RegistryCalls):
+class RegistryClient(DirectPath, Pipelining, RegistryCalls):
     """A connection to one registry on a ``RegistryServer``; thread-safe.
 
     >>> cli = RegistryClient("tcp://127.0.0.1:5555", registry="default", timeout=10.0)  # doctest: +SKIP

@@ -24,6 +24,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+import msgspec
 import pykka
 
 from actors import calls
@@ -34,7 +35,15 @@ from actors.registry import Call
 if TYPE_CHECKING:
     from actors import OpsRegistry
 
-__all__ = ["FORGOTTEN_WAIT", "LEASE_REASON", "Client", "Liveness", "cancel_waits"]
+__all__ = [
+    "DROP_WAIT",
+    "FORGOTTEN_WAIT",
+    "LEASE_REASON",
+    "Client",
+    "Liveness",
+    "cancel_waits",
+    "dropped_id",
+]
 
 # The server's log: a forgotten client is one of its events.
 log = logging.getLogger("transport.server")
@@ -171,3 +180,18 @@ def cancel_waits(reg: OpsRegistry | None, futures: list[OpsFuture[Any]]) -> None
     if reg is not None:
         with contextlib.suppress(pykka.ActorDeadError):
             reg.tell(Call("cancel_waits", (futures, FORGOTTEN_WAIT), None))
+
+
+#: A transport message like ``ping`` (not a registry method): ``[req_id]`` of a wait this
+#: client holds and no longer wants; the server cancels it (its ``WaitCancelled`` final reply
+#: goes out) and answers nothing else. Sent by ``AsyncRegistryClient`` on cancellation.
+DROP_WAIT: Final = "drop_wait"
+
+
+def dropped_id(raw: Any) -> int:
+    """The wait's request id of a ``drop_wait`` (-1, matching nothing, when malformed)."""
+    try:
+        (req_id,) = msgspec.msgpack.decode(bytes(raw))
+    except (msgspec.DecodeError, TypeError, ValueError):
+        return -1
+    return req_id if isinstance(req_id, int) else -1

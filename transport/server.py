@@ -53,7 +53,7 @@ from transport.admission import (
 from transport.budgets import ReplyQueues, publish
 from transport.config import ServerConfig
 from transport.errors import Busy, ServerRestarted, TooLarge
-from transport.liveness import Client, Liveness, cancel_waits
+from transport.liveness import DROP_WAIT, Client, Liveness, cancel_waits, dropped_id
 from transport.logsetup import RefusalLog
 from transport.metrics import ServerMetrics
 from transport.registries import Registries
@@ -411,6 +411,11 @@ class RegistryServer:
                 identity,
                 codec.encode_reply(req.req_id, codec.PONG, self.liveness.pong(client, self.epoch)),
             )
+            return
+        if req.method == DROP_WAIT:  # a client no longer wants one of its waits: no reply
+            held = client.held.get(dropped_id(req.args))
+            if held is not None:
+                cancel_waits(self.registries.get(held[0]), [held[1]])
             return
         if req.method in calls.CHANGES_STATE and req.server_epoch != self.epoch:
             self._reply_error(router, identity, req.req_id, ServerRestarted(self.epoch))
