@@ -48,7 +48,8 @@ from actors.model import (
 )
 from actors.paging import DEFAULT_PAGE
 from transport import codec
-from transport.client import RegistryClient, _Pending
+from transport._pending import Pending as _Pending
+from transport.client import RegistryClient
 from transport.liveness import DROP_WAIT
 
 __all__ = ["AsyncRegistryClient"]

@@ -52,6 +52,7 @@ from actors.model import OperationSpec
 from transport import codec
 from transport._direct import MAX_RESENDS, DirectPath, resendable
 from transport._outbox import Outbox
+from transport._pending import CLOSE, PING, Close, Pending, Ping
 from transport.errors import ServerRestarted, TooLarge, Unavailable
 from transport.pipeline import Pipelining
 
@@ -66,56 +67,6 @@ log = logging.getLogger(__name__)
 _SWEEP_EVERY: Final = 1.0
 #: ``WaitCancelled``'s field when the server gave up on this client while it held a barrier
 FORGOTTEN: Final = "the server gave up on this client (silent beyond its client_timeout)"
-
-
-class _Ping:
-    """An outbox item: send a heartbeat now (a direct call found the server gone)."""
-
-    __slots__ = ()
-
-
-class _Close:
-    """An outbox item: send what was queued before it, then end the I/O thread."""
-
-    __slots__ = ()
-
-
-_PING: Final = _Ping()
-_CLOSE: Final = _Close()
-
-
-class _Pending:
-    """One request until its answer; queued on the outbox as itself to be sent."""
-
-    __slots__ = (
-        "accepted",
-        "args",
-        "born",
-        "final",
-        "first",
-        "method",
-        "resends",
-        "sent_at",
-        "stamp",
-    )
-
-    def __init__(
-        self,
-        method: str,
-        args: tuple[Any, ...],
-        first: OpsFuture[Any] | None,
-        final: OpsFuture[Any] | None = None,
-    ) -> None:
-        self.method = method
-        self.args = args
-        self.first = first
-        self.final = final
-        self.accepted = False
-        self.sent_at = 0.0
-        self.born = time.monotonic()
-        self.resends = 0
-        #: the epoch the request was last sent with
-        self.stamp = ""
 
 
 class RegistryClient(DirectPath, Pipelining, RegistryCalls):
@@ -145,16 +96,17 @@ class RegistryClient(DirectPath, Pipelining, RegistryCalls):
         self.heartbeat = heartbeat
         self.max_frame = max_frame
         self._ctx = context or zmq.Context.instance()
-        self._outbox: Outbox[_Pending | _Ping | _Close] = Outbox()
+        self._outbox: Outbox[Pending | Ping | Close] = Outbox()
         self._ids = itertools.count(1)
         self._epoch = ""
-        self._pending: dict[int, _Pending] = {}
+        self._forgets = 0  # how many times the server said it had forgotten this client
+        self._pending: dict[int, Pending] = {}
         #: calls sent again after ``ServerRestarted``, stamped with the new epoch and not yet
         #: answered; kept apart from ``_pending`` so that learning of that same restart from
         #: a heartbeat does not fail them as ambiguous (they were sent to the new server)
-        self._resent: dict[int, _Pending] = {}
+        self._resent: dict[int, Pending] = {}
         #: state-changing calls waiting for the first epoch (sent on the first heartbeat answer)
-        self._parked: list[_Pending] = []
+        self._parked: list[Pending] = []
         self._closed = False
         self.direct = direct
         self._curve = None
@@ -193,7 +145,7 @@ class RegistryClient(DirectPath, Pipelining, RegistryCalls):
         if self._closed:
             return
         self._closed = True
-        self._outbox.put(_CLOSE)
+        self._outbox.put(CLOSE)
         self._thread.join(timeout=10)
         self._outbox.close()
         # A socket belongs to one thread: close the idle ones here (the lock is the memory
@@ -234,7 +186,7 @@ class RegistryClient(DirectPath, Pipelining, RegistryCalls):
         if self._closed:
             raise Unavailable("client is closed")
         first: OpsFuture[Any] = OpsFuture()
-        self._outbox.put(_Pending(method, args, first))
+        self._outbox.put(Pending(method, args, first))
         return first
 
     def _call(self, method: str, *args: Any) -> Any:
@@ -262,7 +214,7 @@ class RegistryClient(DirectPath, Pipelining, RegistryCalls):
         return frame
 
     def _ping_soon(self) -> None:
-        self._outbox.put(_PING)
+        self._outbox.put(PING)
 
     def _no_answer(self, method: str) -> Unavailable:
         maybe = "; it may or may not have happened" if calls.changes_state(method) else ""
@@ -305,13 +257,13 @@ class RegistryClient(DirectPath, Pipelining, RegistryCalls):
             sock.close(linger=0)
 
     def _take_outbox(self) -> bool:
-        batch: list[tuple[int, _Pending, bytes]] = []
+        batch: list[tuple[int, Pending, bytes]] = []
         size = 0
         for item in self._outbox.drain():
-            if isinstance(item, _Close):
+            if isinstance(item, Close):
                 self._send_batch(batch)
                 return False
-            if isinstance(item, _Ping):
+            if isinstance(item, Ping):
                 self._send_frame(codec.encode_request(0, self._epoch, self.registry, "ping", ()))
                 continue
             encoded = self._encode(item)
@@ -322,10 +274,10 @@ class RegistryClient(DirectPath, Pipelining, RegistryCalls):
 
     def _pack(
         self,
-        batch: list[tuple[int, _Pending, bytes]],
+        batch: list[tuple[int, Pending, bytes]],
         size: int,
-        encoded: tuple[int, _Pending, bytes],
-    ) -> tuple[list[tuple[int, _Pending, bytes]], int]:
+        encoded: tuple[int, Pending, bytes],
+    ) -> tuple[list[tuple[int, Pending, bytes]], int]:
         """Add one encoded request to ``batch`` (``size`` bytes so far), sending the batch
         first when the request would not fit; returns the batch and its size."""
         if batch and (len(batch) >= codec.MAX_BATCH or size + len(encoded[2]) > self.max_frame):
@@ -334,12 +286,12 @@ class RegistryClient(DirectPath, Pipelining, RegistryCalls):
         batch.append(encoded)
         return batch, size + len(encoded[2])
 
-    def _send(self, p: _Pending) -> None:
+    def _send(self, p: Pending) -> None:
         encoded = self._encode(p)
         if encoded is not None:
             self._send_batch([encoded])
 
-    def _encode(self, p: _Pending, epoch: str | None = None) -> tuple[int, _Pending, bytes] | None:
+    def _encode(self, p: Pending, epoch: str | None = None) -> tuple[int, Pending, bytes] | None:
         """The request's frame, or None when it cannot be sent now (parked, or failed)."""
         if epoch is None:
             epoch = self._epoch
@@ -360,7 +312,7 @@ class RegistryClient(DirectPath, Pipelining, RegistryCalls):
         p.stamp = epoch
         return req_id, p, frame
 
-    def _send_batch(self, batch: list[tuple[int, _Pending, bytes]]) -> None:
+    def _send_batch(self, batch: list[tuple[int, Pending, bytes]]) -> None:
         """Send queued requests as one frame: one send and one receive pass on each side."""
         if not batch:
             return
@@ -442,7 +394,7 @@ class RegistryClient(DirectPath, Pipelining, RegistryCalls):
                 return
             self._settle(p, error, True)
 
-    def _resend(self, p: _Pending, refusal: ServerRestarted) -> bool:
+    def _resend(self, p: Pending, refusal: ServerRestarted) -> bool:
         """Send ``p`` again to the incarnation that refused it unexecuted, while its caller
         still waits; False when it should fail instead."""
         if (
@@ -466,7 +418,7 @@ class RegistryClient(DirectPath, Pipelining, RegistryCalls):
 
     def _send_parked(self) -> None:
         parked, self._parked = self._parked, []
-        batch: list[tuple[int, _Pending, bytes]] = []
+        batch: list[tuple[int, Pending, bytes]] = []
         size = 0
         stale = time.monotonic() - self.timeout
         for p in parked:
@@ -478,7 +430,7 @@ class RegistryClient(DirectPath, Pipelining, RegistryCalls):
                 batch, size = self._pack(batch, size, encoded)
         self._send_batch(batch)
 
-    def _settle(self, p: _Pending, value: Any, is_error: bool) -> None:
+    def _settle(self, p: Pending, value: Any, is_error: bool) -> None:
         # A wait re-established after a server restart has no first future: whatever
         # answers it (the value, or e.g. NotFound) goes to the caller's final future.
         target = p.final if p.accepted or p.first is None else p.first
@@ -511,23 +463,27 @@ class RegistryClient(DirectPath, Pipelining, RegistryCalls):
         so may have been lost): establish them again, as after a restart, with the
         caller's futures unchanged; a ``wait_all`` barrier fails with ``WaitCancelled``
         (another caller may have taken the barrier meanwhile)."""
+        self._forgets += 1
         for req_id, p in list(self._pending.items()):
-            if p.accepted:
+            # A wait re-established on its WaitCancelled reply is already live again.
+            if p.accepted and p.covers < self._forgets:
                 del self._pending[req_id]
                 if not self._reestablish(p, WaitCancelled(FORGOTTEN)):
                     self._settle(p, WaitCancelled(FORGOTTEN), True)
 
-    def _reestablish(self, p: _Pending, error: OpsLifecycleError) -> bool:
+    def _reestablish(self, p: Pending, error: OpsLifecycleError) -> bool:
         """Send an accepted wait again after the server cancelled it because it gave up
         on this client; True when it was (``wait_all`` is not: its barrier is gone)."""
         if not (p.accepted and isinstance(error, WaitCancelled) and p.method != "wait_all"):
             return False
-        self._send(_Pending(p.method, p.args, None, p.final))
+        again = Pending(p.method, p.args, None, p.final)
+        again.covers = self._forgets + 1  # the pong saying "forgotten" is still to come
+        self._send(again)
         return True
 
     def _server_restarted(self) -> None:
         pending, self._pending = self._pending, {}
-        resend: list[_Pending] = []
+        resend: list[Pending] = []
         for p in pending.values():
             if p.accepted:
                 if p.method == "wait_all":
@@ -536,7 +492,7 @@ class RegistryClient(DirectPath, Pipelining, RegistryCalls):
                     )
                 else:
                     # Re-establish the wait on the new server; the caller's future stays the same.
-                    again = _Pending(p.method, p.args, None, p.final)
+                    again = Pending(p.method, p.args, None, p.final)
                     resend.append(again)
             elif calls.changes_state(p.method):
                 self._settle(
@@ -578,7 +534,7 @@ class RegistryClient(DirectPath, Pipelining, RegistryCalls):
         for p in [*pending.values(), *resent.values(), *parked]:
             self._settle(p, error, True)
         for item in self._outbox.drain():
-            if isinstance(item, _Pending):
+            if isinstance(item, Pending):
                 self._settle(item, error, True)
 
     # --- docs/semantics.md: the methods come from RegistryCalls, as for ``OpsRegistry`` -------------

@@ -153,6 +153,36 @@ def test_a_forgotten_client_gets_every_wait_settled_when_it_resumes(
             worker.kill()
 
 
+def test_a_forgotten_client_re_establishes_each_wait_once(fast_server: ServerProcess) -> None:
+    """A client quiet for longer than the server's client timeout (heartbeat 3 s against
+    1 s) is forgotten: its watcher is cancelled, the WaitCancelled reply re-establishes
+    it, then the next pong says "forgotten". That pong must not establish the watcher a
+    second time (found while writing the asyncio client: the extra watcher stayed until
+    its operation ended, counting against the client's wait budget, and doubled with
+    every forgetting)."""
+    with (
+        RegistryClient(fast_server.endpoint, timeout=30, heartbeat=0.2) as observer,
+        RegistryClient(fast_server.endpoint, timeout=30, heartbeat=3.0) as quiet,
+    ):
+        spec = background_spec("watched")
+        observer.register_operation(spec)
+        observer.provisioning_succeeded(spec.id)
+        watch = quiet.register_watcher(spec.id)
+        count = lambda: observer.snapshot(spec.id).watcher_count  # noqa: E731
+        assert count() == 1
+        forgotten = lambda: sum("forgotten" in line for line in fast_server.log)  # noqa: E731
+        _until(lambda: forgotten() >= 1, "the server never forgot the quiet client")
+        most, pace = 0, threading.Event()
+        until = time.monotonic() + 7.0  # two of the quiet client's pings, and their pongs
+        while time.monotonic() < until:
+            most = max(most, count())
+            pace.wait(0.05)
+        assert forgotten() >= 2  # forgotten again after its re-established watcher
+        assert most == 1, f"{most} watchers of one caller on the operation"
+        observer.complete_operation(spec.id, result_for(spec.id))
+        assert type(watch.get(timeout=30)).__name__ == "Completed"
+
+
 class Relay:
     """A TCP relay the test can cut, dropping what the server sends meanwhile (lost replies)."""
 
