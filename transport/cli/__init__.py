@@ -7,6 +7,8 @@ subcommand is a client of a running server::
     opsreg watch ID                               opsreg wait ID...
     opsreg tail [--from SEQ] [--follow]           opsreg stats
     opsreg keys DIR
+    opsreg cancel ID [--reason TEXT]              opsreg fail ID --error TEXT
+    opsreg terminate (--owner OWNER | --all)      opsreg ls --owner OWNER
 
 Human-readable output by default, ``--json`` for scripts. Tables are plain
 fixed-width text rather than ``rich``: the columns are simple, the output is
@@ -21,6 +23,7 @@ The package, by concern (only this package writes to the terminal):
 - ``output``: escaping, times, durations, tables;
 - ``common``: exit codes, ``Fail``, argument types, the client options, ``connect``;
 - ``client_commands``: ls, show, watch, wait, tail, stats;
+- ``operator``: cancel, fail, terminate;
 - ``admin``: serve, keys, bench;
 - ``demo``: demo and example.
 
@@ -40,7 +43,7 @@ from collections.abc import Callable
 from typing import Any
 
 from transport import conformance
-from transport.cli import admin, client_commands, demo
+from transport.cli import admin, client_commands, demo, operator
 from transport.cli.common import (
     DEFAULT_ENDPOINT,
     DEFAULT_FEED_ENDPOINT,
@@ -203,6 +206,8 @@ def _parser() -> argparse.ArgumentParser:
         help="only operations of this kind (repeatable): %(choices)s",
     )
 
+    ls.add_argument("--owner", metavar="OWNER", help="only operations of this owner_session_id")
+
     show = client_command(
         "show",
         client_commands.show,
@@ -267,6 +272,8 @@ def _parser() -> argparse.ArgumentParser:
         "Print operation_count, active_count, the wait_all barrier, the feed watermark and "
         "retention, and counts by status and by kind; --json prints one JSON object.",
     )
+
+    operator.add_parsers(client_command, parse_operation_id)
 
     keys = sub.add_parser(
         "keys",
