@@ -19,8 +19,13 @@ from transport import RegistryClient
 pytestmark = pytest.mark.timeout(90)
 
 
-def run(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:
+def run(
+    server: ServerProcess, *args: str, columns: int | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPSREG_")}
+    env.pop("COLUMNS", None)
+    if columns is not None:
+        env["COLUMNS"] = str(columns)
     env["OPSREG_ENDPOINT"] = server.endpoint
     env["OPSREG_TIMEOUT"] = "10"
     return subprocess.run(
@@ -148,6 +153,20 @@ def test_ls_owner_filters_on_the_server(ops: Ops) -> None:
     assert [r.split()[0] for r in proc.stdout.splitlines()[1:]] == [ops.mine[0]]
     proc = run(ops.server, "ls", "--owner", "nobody")
     assert proc.returncode == 0 and proc.stdout.strip() == "no operations match"
+
+
+def test_ls_cuts_long_names_to_the_terminal_and_json_is_never_cut(ops: Ops) -> None:
+    long = "a-very-long-operation-name-" * 4
+    ops.client.register_operation(_spec(long, "carol"))
+    proc = run(ops.server, "ls", "--owner", "carol", columns=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert all(len(line) <= 120 for line in lines), lines
+    assert "\u2026" in lines[1] and long not in lines[1]
+    assert lines[1].split()[2:4] == ["background_tool_op", "provisioning"]
+    assert long in run(ops.server, "ls", "--owner", "carol").stdout  # a pipe: whole lines
+    proc = run(ops.server, "ls", "--owner", "carol", "--json", columns=120)
+    assert json.loads(proc.stdout)[0]["display_name"] == long
 
 
 @pytest.mark.parametrize(

@@ -11,9 +11,10 @@ subcommand is a client of a running server::
     opsreg terminate (--owner OWNER | --all)      opsreg ls --owner OWNER
 
 Human-readable output by default, ``--json`` for scripts. Tables are plain
-fixed-width text rather than ``rich``: the columns are simple, the output is
-the same whether stdout is a terminal, a pipe or a test, and the command needs
-no dependency beyond the library's own. Text that comes from the registry
+fixed-width text rather than ``rich``: the columns are simple and the command
+needs no dependency beyond the library's own. On a terminal (or with ``COLUMNS``
+set) a table is cut to its width, long names first, with an ellipsis, and never
+wraps; a pipe gets whole lines, and ``--json`` is never cut. Text that comes from the registry
 (names, results, errors) is printed with control characters escaped, so an
 operation's name cannot move the cursor or forge extra lines.
 

@@ -67,7 +67,12 @@ def ls(args: argparse.Namespace) -> int:
                 duration(elapsed),
             ]
         )
-    table(["ID", "NAME", "KIND", "STATUS", "PROGRESS", "LAST%", "ELAPSED"], rows, right={4, 5, 6})
+    table(
+        ["ID", "NAME", "KIND", "STATUS", "PROGRESS", "LAST%", "ELAPSED"],
+        rows,
+        right={4, 5, 6},
+        shrink=1,
+    )
     return EXIT_OK
 
 
