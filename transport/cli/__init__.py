@@ -41,7 +41,7 @@ import os
 import sys
 import textwrap
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from transport import conformance
 from transport.cli import admin, client_commands, demo, operator
@@ -54,9 +54,11 @@ from transport.cli.common import (
     EXIT_OK,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
+    DefaultsFormatter,
     Fail,
     client_options,
     env,
+    host_port,
     parse_operation_id,
     parse_seq,
     positive_float,
@@ -71,13 +73,20 @@ _SELF_REPORTING = frozenset({"serve", "example", "demo", "bench"})
 # --- parser and entry point -------------------------------------------------------------------------
 
 
+class _OneLineErrors(argparse.ArgumentParser):
+    """Bad usage is one line on stderr (exit 2), pointing at ``--help`` for the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
     from actors import OperationKind, OperationStatus
     from transport.logsetup import FORMATS as LOG_FORMATS
     from transport.logsetup import LEVELS as LOG_LEVELS
 
     fmt = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(
+    parser = _OneLineErrors(
         prog="opsreg",
         description="operation-lifecycle registry",
         epilog=EXIT_HELP,
@@ -85,37 +94,71 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="run a registry server")
-    serve.add_argument("--endpoint", default=env("OPSREG_ENDPOINT", DEFAULT_ENDPOINT))
-    serve.add_argument(
-        "--feed-endpoint", default=env("OPSREG_FEED_ENDPOINT", DEFAULT_FEED_ENDPOINT)
+    serve = sub.add_parser(
+        "serve",
+        help="run a registry server",
+        description="Run a registry server until SIGTERM or SIGINT (README: Configuration). "
+        "Exit 0 after a clean shutdown, 1 if it cannot start, 2 on bad usage.",
+        formatter_class=DefaultsFormatter,
     )
-    serve.add_argument("--data", default=env("OPSREG_DATA", "./var"), help="data directory")
+    serve.add_argument(
+        "--endpoint",
+        default=env("OPSREG_ENDPOINT", DEFAULT_ENDPOINT),
+        help="request endpoint (env OPSREG_ENDPOINT)",
+    )
+    serve.add_argument(
+        "--feed-endpoint",
+        default=env("OPSREG_FEED_ENDPOINT", DEFAULT_FEED_ENDPOINT),
+        help="completion feed endpoint (env OPSREG_FEED_ENDPOINT)",
+    )
+    serve.add_argument(
+        "--data", default=env("OPSREG_DATA", "./var"), help="data directory (env OPSREG_DATA)"
+    )
     serve.add_argument("--memory", action="store_true", help="keep nothing on disk (not durable)")
     serve.add_argument(
         "--synchronous",
         choices=("full", "normal"),
         default="full",
-        help="full: fsync every commit (default); normal: acknowledges terminal outcomes "
+        help="full: fsync every commit (the default); normal: acknowledges terminal outcomes "
         "with no fsync at all, so a power cut can lose acknowledged outcomes",
     )
-    serve.add_argument("--max-completed", type=int, default=256)
-    serve.add_argument("--max-concurrent", type=int, default=None)
-    serve.add_argument("--heartbeat", type=float, default=1.0, help="feed heartbeat, seconds")
+    serve.add_argument(
+        "--max-completed", type=int, default=256, metavar="N", help="terminal operations retained"
+    )
+    serve.add_argument(
+        "--max-concurrent",
+        type=int,
+        default=None,
+        metavar="N",
+        help="non-terminal operations at once (default: no limit)",
+    )
+    serve.add_argument(
+        "--heartbeat", type=float, default=1.0, metavar="SECONDS", help="feed heartbeat"
+    )
     serve.add_argument(
         "--client-timeout",
         type=float,
         default=5.0,
+        metavar="SECONDS",
         help="seconds of silence after which a client's waits are cancelled",
     )
     serve.add_argument(
         "--max-waits-per-client",
         type=int,
         default=10_000,
+        metavar="N",
         help="pending watchers and waits one client may hold",
     )
-    serve.add_argument("--curve-secret", help="server secret certificate (enables CURVE)")
-    serve.add_argument("--curve-allow", help="directory of allowed client public certificates")
+    serve.add_argument(
+        "--curve-secret",
+        metavar="FILE",
+        help="server secret certificate (enables CURVE; default: none, no encryption)",
+    )
+    serve.add_argument(
+        "--curve-allow",
+        metavar="DIR",
+        help="directory of allowed client public certificates (default: none)",
+    )
     serve.add_argument(
         "--curve-admin",
         metavar="DIR",
@@ -129,21 +172,37 @@ def _parser() -> argparse.ArgumentParser:
         help="live connections beyond which new ones are refused "
         "(default: the fd limit less an eighth, at least 64 kept back)",
     )
-    serve.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus /metrics there")
+    serve.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        type=host_port,
+        help="serve Prometheus /metrics there (default: no metrics)",
+    )
     serve.add_argument(
         "--max-registries", type=int, default=512, metavar="N", help="open at once (idle close)"
     )
     serve.add_argument(
-        "--registry", action="append", metavar="NAME", help="serve only NAME (repeatable)"
+        "--registry",
+        action="append",
+        metavar="NAME",
+        help="serve only NAME (repeatable; default: any name)",
     )
-    serve.add_argument("--feed-hwm-bytes", type=int, default=64 << 20, metavar="N", help="per SUB")
+    serve.add_argument(
+        "--feed-hwm-bytes",
+        type=int,
+        default=64 << 20,
+        metavar="N",
+        help="feed bytes queued per subscriber",
+    )
     serve.add_argument(
         "--ready-file",
         metavar="PATH",
         help="once serving, write the endpoints, pid, data directory and metrics address "
-        "there as JSON (atomically, before the banner line)",
+        "there as JSON (atomically, before the banner line; default: none)",
     )
-    serve.add_argument("--log-level", choices=LOG_LEVELS, default="info")
+    serve.add_argument(
+        "--log-level", choices=LOG_LEVELS, default="info", help="stderr lines at this level"
+    )
     serve.add_argument("--log-format", choices=LOG_FORMATS, default="text", help="stderr lines")
     serve.add_argument(
         "--inject-commit-failures",
@@ -154,9 +213,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(func=admin.serve)
 
-    walkthrough = sub.add_parser("demo", help="server, worker pool and subscriber in one command")
-    walkthrough.add_argument("--operations", type=int, default=2000)
-    walkthrough.add_argument("--processes", type=int, default=4)
+    walkthrough = sub.add_parser(
+        "demo",
+        help="server, worker pool and subscriber in one command",
+        description="Start a server, a worker pool and a subscriber; run OPERATIONS; "
+        "print a summary.",
+        formatter_class=DefaultsFormatter,
+    )
+    walkthrough.add_argument(
+        "--operations", type=int, default=2000, metavar="N", help="operations to run"
+    )
+    walkthrough.add_argument(
+        "--processes", type=int, default=4, metavar="N", help="worker processes"
+    )
     walkthrough.add_argument("--json", action="store_true", help="print the summary as JSON")
     walkthrough.set_defaults(func=demo.demo)
 

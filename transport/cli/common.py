@@ -44,6 +44,25 @@ def env(name: str, default: str) -> str:
     return os.environ.get(name, default)
 
 
+class DefaultsFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help that names every option's default: ``(default: X)`` appended unless the help
+    already says it; a flag's default is ``off``. An option whose default is None must
+    say in its help what happens without it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if (
+            "default" in text
+            or not action.option_strings
+            or action.default is argparse.SUPPRESS
+            or action.default is None
+        ):
+            return text
+        if action.default is False:
+            return f"{text} (default: off)"
+        return f"{text} (default: %(default)s)"
+
+
 # --- arguments -----------------------------------------------------------------------------------
 
 
@@ -65,6 +84,16 @@ def parse_seq(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
+
+
+def host_port(text: str) -> str:
+    """``HOST:PORT`` with a numeric port in 0..65535 (0: any free port; no HOST: 127.0.0.1)."""
+    _host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(
+            f"expected HOST:PORT with a port number 0..65535, got {text!r}"
+        )
+    return text
 
 
 def parse_operation_id(text: str) -> Any:
