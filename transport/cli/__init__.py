@@ -236,7 +236,7 @@ def _parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("example", help="run a short in-process example and print the feed")
     ex.set_defaults(func=demo.example)
 
-    common = [client_options()]
+    common: list[Any] = [client_options()]  # parents of any parser class
 
     def client_command(
         name: str, func: Callable[[argparse.Namespace], int], help: str, description: str
