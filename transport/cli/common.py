@@ -193,8 +193,13 @@ def connect(args: argparse.Namespace) -> Iterator[Any]:
         # The client heartbeats at once; waiting for the first answer turns "nothing is
         # listening" into one clear error instead of a timeout on whatever call comes first.
         if not client.wait_connected(args.timeout):
+            from transport.cli.probe import handshake_hint
+
+            hint = handshake_hint(args.endpoint, curve, min(args.timeout, 2.0))
             raise Unavailable(
-                f"no answer from {args.endpoint} within {args.timeout:g}s "
+                f"no answer from {args.endpoint} within {args.timeout:g}s: {hint}"
+                if hint
+                else f"no answer from {args.endpoint} within {args.timeout:g}s "
                 "(is `opsreg serve` running there?)"
             )
         yield client
