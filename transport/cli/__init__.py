@@ -258,7 +258,7 @@ def _parser() -> argparse.ArgumentParser:
         "list operations",
         "List operations: id, name, kind, status, progress reports, last progress percent "
         "and elapsed time, in the registry's order (by name, then id). Repeated --status "
-        "or --kind options widen the filter; --status and --kind together narrow it. "
+        "or --kind options widen the filter; --status, --kind and --owner together narrow it. "
         "--json prints a JSON array of snapshots.",
     )
     ls.add_argument(
