@@ -23,8 +23,9 @@ EXIT_HELP: Final = """\
 exit status:
   0    success; for watch/wait: every operation ended Completed (or Retired)
   1    watch/wait: an operation Failed, was Aborted, Cancelled or Terminated;
-       show/watch/wait: no operation with that id (never registered, or
-       evicted from retention); any other refusal from the registry
+       show/watch/wait/cancel/fail: no operation with that id (never
+       registered, or evicted from retention); cancel/fail: it has already
+       ended; any other refusal from the registry
   2    bad usage: unknown option, malformed operation id, unreadable certificate
   3    cannot reach the server (no answer within --timeout)
   4    watch/wait: --wait-timeout expired before the outcome arrived
@@ -195,7 +196,8 @@ def connect(args: argparse.Namespace) -> Iterator[Any]:
         if not client.wait_connected(args.timeout):
             from transport.cli.probe import handshake_hint
 
-            hint = handshake_hint(args.endpoint, curve, min(args.timeout, 2.0))
+            # A refused connection ends the look at once; a slow handshake gets 2-5 s.
+            hint = handshake_hint(args.endpoint, curve, min(5.0, max(2.0, args.timeout)))
             raise Unavailable(
                 f"no answer from {args.endpoint} within {args.timeout:g}s: {hint}"
                 if hint

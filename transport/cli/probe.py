@@ -8,8 +8,9 @@ monitor on, and the handshake's outcome says which of these it is:
   the server uses CURVE and this client has no keys, or the other way round;
 - the server's ZAP handler refused the key (``HANDSHAKE_FAILED_AUTH``): this client's
   public certificate is not in the server's ``--curve-allow`` directory;
-- anything else (nothing listening, no handshake at all within the time): no hint, and
-  the caller keeps its "is `opsreg serve` running there?".
+- anything else (the connection refused: nothing listens; a handshake that succeeds; no
+  event within the time): no hint, and the caller keeps its "is `opsreg serve` running
+  there?".
 """
 
 from __future__ import annotations
@@ -46,11 +47,14 @@ def handshake_hint(endpoint: str, curve: dict[str, Any], timeout: float) -> str 
         zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
         | zmq.EVENT_HANDSHAKE_FAILED_AUTH
         | zmq.EVENT_HANDSHAKE_SUCCEEDED
+        | zmq.EVENT_CONNECTED
+        | zmq.EVENT_CONNECT_RETRIED
     )
     monitor = sock.get_monitor_socket(events)
     try:
         sock.connect(endpoint)
         deadline = time.monotonic() + timeout
+        listening = False  # a TCP connection was made: a retry is then the handshake's
         while (left := deadline - time.monotonic()) > 0:
             if not monitor.poll(int(left * 1000) + 1):
                 return None
@@ -59,8 +63,12 @@ def handshake_hint(endpoint: str, curve: dict[str, Any], timeout: float) -> str 
                 return MECHANISM_HINT.format(endpoint=endpoint) + (NOT_CURVE if curve else NO_KEYS)
             if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
                 return REFUSED_KEY.format(endpoint=endpoint)
-            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                return None
+            if event == zmq.EVENT_CONNECTED:
+                listening = True
+            elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                return None  # it answers after all
+            elif event == zmq.EVENT_CONNECT_RETRIED and not listening:
+                return None  # the connection was refused: nothing listens there
         return None
     finally:
         sock.disable_monitor()
