@@ -23,6 +23,7 @@ The package, by concern (only this package writes to the terminal):
 - ``__init__``: the parser and ``main`` (dispatch and the exit status of each error);
 - ``output``: escaping, times, durations, tables;
 - ``common``: exit codes, ``Fail``, argument types, the client options, ``connect``;
+- ``probe``: why a handshake failed (CURVE keys missing or refused), for ``connect``;
 - ``client_commands``: ls, show, watch, wait, tail, stats;
 - ``operator``: cancel, fail, terminate;
 - ``admin``: serve, keys, bench;
