@@ -101,9 +101,14 @@ class ServerMetrics:
     def serve(self, address: str) -> str:
         """Expose ``/metrics`` on ``HOST:PORT`` (port 0 picks one); returns ``host:port``."""
         host, _, port = address.rpartition(":")
-        httpd, _thread = start_http_server(
-            int(port), addr=host or "127.0.0.1", registry=self.registry
-        )
+        try:
+            httpd, _thread = start_http_server(
+                int(port), addr=host or "127.0.0.1", registry=self.registry
+            )
+        except OSError as exc:  # the one line `opsreg serve` prints must name the address
+            named = OSError(f"cannot serve metrics on {address}: {exc.strerror or exc}")
+            named.errno = exc.errno
+            raise named from None
         self._httpd = httpd
         bound_host, bound_port = httpd.server_address[:2]
         if isinstance(bound_host, bytes):

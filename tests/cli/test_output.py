@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from transport.cli.output import clean, duration, stamp
+from transport.cli.output import clean, duration, stamp, table_lines, terminal_width
 from transport.cli.ready import await_ready, read_ready_file, write_ready_file
 
 
@@ -101,3 +101,37 @@ def test_serve_writes_where_it_listens_before_its_banner(tmp_path: Path) -> None
         proc.wait(timeout=30)
         assert proc.stdout is not None
         proc.stdout.close()
+
+
+HEADERS = ["ID", "NAME", "STATUS", "ELAPSED"]
+LONG = "a-very-long-operation-name-that-would-wrap-a-narrow-terminal"
+ROWS = [["0001", LONG, "running", "1.5s"], ["0002", "short", "completed", "12ms"]]
+
+
+def test_a_long_name_is_cut_with_an_ellipsis_to_the_terminal_width() -> None:
+    lines = table_lines(HEADERS, ROWS, right={3}, shrink=1, width=40)
+    assert all(len(line) <= 40 for line in lines)
+    assert lines[1].split()[0] == "0001" and lines[1].split()[2:] == ["running", "1.5s"]
+    name = lines[1].split()[1]
+    assert name.endswith("\u2026") and LONG.startswith(name[:-1])
+    assert lines[2].split() == ["0002", "short", "completed", "12ms"]
+
+
+def test_a_table_that_fits_and_one_without_a_width_are_whole() -> None:
+    whole = table_lines(HEADERS, ROWS, right={3}, shrink=1, width=None)
+    assert LONG in whole[1]
+    assert table_lines(HEADERS, ROWS, right={3}, shrink=1, width=200) == whole
+
+
+def test_a_terminal_too_narrow_for_the_other_columns_still_gets_no_wrapped_line() -> None:
+    lines = table_lines(HEADERS, ROWS, right={3}, shrink=1, width=12)
+    assert [len(line) <= 12 for line in lines] == [True] * 3
+    assert all(line.endswith("\u2026") for line in lines[1:])
+
+
+def test_the_width_is_the_terminals_or_none_for_a_pipe(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "33")
+    assert terminal_width() == 33
+    monkeypatch.delenv("COLUMNS")
+    if not sys.stdout.isatty():
+        assert terminal_width() is None

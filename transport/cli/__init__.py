@@ -7,11 +7,14 @@ subcommand is a client of a running server::
     opsreg watch ID                               opsreg wait ID...
     opsreg tail [--start now|oldest | --after SEQ] [--follow]
     opsreg stats                                  opsreg keys DIR
+    opsreg cancel ID [--reason TEXT]              opsreg fail ID --error TEXT
+    opsreg terminate (--owner OWNER | --all)      opsreg ls --owner OWNER
 
 Human-readable output by default, ``--json`` for scripts. Tables are plain
-fixed-width text rather than ``rich``: the columns are simple, the output is
-the same whether stdout is a terminal, a pipe or a test, and the command needs
-no dependency beyond the library's own. Text that comes from the registry
+fixed-width text rather than ``rich``: the columns are simple and the command
+needs no dependency beyond the library's own. On a terminal (or with ``COLUMNS``
+set) a table is cut to its width, long names first, with an ellipsis, and never
+wraps; a pipe gets whole lines, and ``--json`` is never cut. Text that comes from the registry
 (names, results, errors) is printed with control characters escaped, so an
 operation's name cannot move the cursor or forge extra lines.
 
@@ -20,7 +23,9 @@ The package, by concern (only this package writes to the terminal):
 - ``__init__``: the parser and ``main`` (dispatch and the exit status of each error);
 - ``output``: escaping, times, durations, tables;
 - ``common``: exit codes, ``Fail``, argument types, the client options, ``connect``;
+- ``probe``: why a handshake failed (CURVE keys missing or refused), for ``connect``;
 - ``client_commands``: ls, show, watch, wait, tail, stats;
+- ``operator``: cancel, fail, terminate;
 - ``admin``: serve, keys, bench;
 - ``demo``: demo and example.
 
@@ -37,10 +42,10 @@ import os
 import sys
 import textwrap
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from transport import conformance
-from transport.cli import admin, client_commands, demo
+from transport.cli import admin, client_commands, demo, operator
 from transport.cli.common import (
     DEFAULT_ENDPOINT,
     DEFAULT_FEED_ENDPOINT,
@@ -50,9 +55,11 @@ from transport.cli.common import (
     EXIT_OK,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
+    DefaultsFormatter,
     Fail,
     client_options,
     env,
+    host_port,
     parse_operation_id,
     parse_seq,
     positive_float,
@@ -67,13 +74,20 @@ _SELF_REPORTING = frozenset({"serve", "example", "demo", "bench"})
 # --- parser and entry point -------------------------------------------------------------------------
 
 
+class _OneLineErrors(argparse.ArgumentParser):
+    """Bad usage is one line on stderr (exit 2), pointing at ``--help`` for the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
     from actors import OperationKind, OperationStatus
     from transport.logsetup import FORMATS as LOG_FORMATS
     from transport.logsetup import LEVELS as LOG_LEVELS
 
     fmt = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(
+    parser = _OneLineErrors(
         prog="opsreg",
         description="operation-lifecycle registry",
         epilog=EXIT_HELP,
@@ -81,37 +95,71 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="run a registry server")
-    serve.add_argument("--endpoint", default=env("OPSREG_ENDPOINT", DEFAULT_ENDPOINT))
-    serve.add_argument(
-        "--feed-endpoint", default=env("OPSREG_FEED_ENDPOINT", DEFAULT_FEED_ENDPOINT)
+    serve = sub.add_parser(
+        "serve",
+        help="run a registry server",
+        description="Run a registry server until SIGTERM or SIGINT (README: Configuration). "
+        "Exit 0 after a clean shutdown, 1 if it cannot start, 2 on bad usage.",
+        formatter_class=DefaultsFormatter,
     )
-    serve.add_argument("--data", default=env("OPSREG_DATA", "./var"), help="data directory")
+    serve.add_argument(
+        "--endpoint",
+        default=env("OPSREG_ENDPOINT", DEFAULT_ENDPOINT),
+        help="request endpoint (env OPSREG_ENDPOINT)",
+    )
+    serve.add_argument(
+        "--feed-endpoint",
+        default=env("OPSREG_FEED_ENDPOINT", DEFAULT_FEED_ENDPOINT),
+        help="completion feed endpoint (env OPSREG_FEED_ENDPOINT)",
+    )
+    serve.add_argument(
+        "--data", default=env("OPSREG_DATA", "./var"), help="data directory (env OPSREG_DATA)"
+    )
     serve.add_argument("--memory", action="store_true", help="keep nothing on disk (not durable)")
     serve.add_argument(
         "--synchronous",
         choices=("full", "normal"),
         default="full",
-        help="full: fsync every commit (default); normal: acknowledges terminal outcomes "
+        help="full: fsync every commit (the default); normal: acknowledges terminal outcomes "
         "with no fsync at all, so a power cut can lose acknowledged outcomes",
     )
-    serve.add_argument("--max-completed", type=int, default=256)
-    serve.add_argument("--max-concurrent", type=int, default=None)
-    serve.add_argument("--heartbeat", type=float, default=1.0, help="feed heartbeat, seconds")
+    serve.add_argument(
+        "--max-completed", type=int, default=256, metavar="N", help="terminal operations retained"
+    )
+    serve.add_argument(
+        "--max-concurrent",
+        type=int,
+        default=None,
+        metavar="N",
+        help="non-terminal operations at once (default: no limit)",
+    )
+    serve.add_argument(
+        "--heartbeat", type=float, default=1.0, metavar="SECONDS", help="feed heartbeat"
+    )
     serve.add_argument(
         "--client-timeout",
         type=float,
         default=5.0,
+        metavar="SECONDS",
         help="seconds of silence after which a client's waits are cancelled",
     )
     serve.add_argument(
         "--max-waits-per-client",
         type=int,
         default=10_000,
+        metavar="N",
         help="pending watchers and waits one client may hold",
     )
-    serve.add_argument("--curve-secret", help="server secret certificate (enables CURVE)")
-    serve.add_argument("--curve-allow", help="directory of allowed client public certificates")
+    serve.add_argument(
+        "--curve-secret",
+        metavar="FILE",
+        help="server secret certificate (enables CURVE; default: none, no encryption)",
+    )
+    serve.add_argument(
+        "--curve-allow",
+        metavar="DIR",
+        help="directory of allowed client public certificates (default: none)",
+    )
     serve.add_argument(
         "--curve-admin",
         metavar="DIR",
@@ -125,21 +173,37 @@ def _parser() -> argparse.ArgumentParser:
         help="live connections beyond which new ones are refused "
         "(default: the fd limit less an eighth, at least 64 kept back)",
     )
-    serve.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus /metrics there")
+    serve.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        type=host_port,
+        help="serve Prometheus /metrics there (default: no metrics)",
+    )
     serve.add_argument(
         "--max-registries", type=int, default=512, metavar="N", help="open at once (idle close)"
     )
     serve.add_argument(
-        "--registry", action="append", metavar="NAME", help="serve only NAME (repeatable)"
+        "--registry",
+        action="append",
+        metavar="NAME",
+        help="serve only NAME (repeatable; default: any name)",
     )
-    serve.add_argument("--feed-hwm-bytes", type=int, default=64 << 20, metavar="N", help="per SUB")
+    serve.add_argument(
+        "--feed-hwm-bytes",
+        type=int,
+        default=64 << 20,
+        metavar="N",
+        help="feed bytes queued per subscriber",
+    )
     serve.add_argument(
         "--ready-file",
         metavar="PATH",
         help="once serving, write the endpoints, pid, data directory and metrics address "
-        "there as JSON (atomically, before the banner line)",
+        "there as JSON (atomically, before the banner line; default: none)",
     )
-    serve.add_argument("--log-level", choices=LOG_LEVELS, default="info")
+    serve.add_argument(
+        "--log-level", choices=LOG_LEVELS, default="info", help="stderr lines at this level"
+    )
     serve.add_argument("--log-format", choices=LOG_FORMATS, default="text", help="stderr lines")
     serve.add_argument(
         "--inject-commit-failures",
@@ -150,9 +214,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(func=admin.serve)
 
-    walkthrough = sub.add_parser("demo", help="server, worker pool and subscriber in one command")
-    walkthrough.add_argument("--operations", type=int, default=2000)
-    walkthrough.add_argument("--processes", type=int, default=4)
+    walkthrough = sub.add_parser(
+        "demo",
+        help="server, worker pool and subscriber in one command",
+        description="Start a server, a worker pool and a subscriber; run OPERATIONS; "
+        "print a summary.",
+        formatter_class=DefaultsFormatter,
+    )
+    walkthrough.add_argument(
+        "--operations", type=int, default=2000, metavar="N", help="operations to run"
+    )
+    walkthrough.add_argument(
+        "--processes", type=int, default=4, metavar="N", help="worker processes"
+    )
     walkthrough.add_argument("--json", action="store_true", help="print the summary as JSON")
     walkthrough.set_defaults(func=demo.demo)
 
@@ -163,7 +237,7 @@ def _parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("example", help="run a short in-process example and print the feed")
     ex.set_defaults(func=demo.example)
 
-    common = [client_options()]
+    common: list[Any] = [client_options()]  # parents of any parser class
 
     def client_command(
         name: str, func: Callable[[argparse.Namespace], int], help: str, description: str
@@ -185,7 +259,7 @@ def _parser() -> argparse.ArgumentParser:
         "list operations",
         "List operations: id, name, kind, status, progress reports, last progress percent "
         "and elapsed time, in the registry's order (by name, then id). Repeated --status "
-        "or --kind options widen the filter; --status and --kind together narrow it. "
+        "or --kind options widen the filter; --status, --kind and --owner together narrow it. "
         "--json prints a JSON array of snapshots.",
     )
     ls.add_argument(
@@ -202,6 +276,8 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KIND",
         help="only operations of this kind (repeatable): %(choices)s",
     )
+
+    ls.add_argument("--owner", metavar="OWNER", help="only operations of this owner_session_id")
 
     show = client_command(
         "show",
@@ -280,6 +356,8 @@ def _parser() -> argparse.ArgumentParser:
         "Print operation_count, active_count, the wait_all barrier, the feed watermark and "
         "retention, and counts by status and by kind; --json prints one JSON object.",
     )
+
+    operator.add_parsers(client_command, parse_operation_id)
 
     keys = sub.add_parser(
         "keys",

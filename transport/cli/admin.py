@@ -10,7 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
-from transport.cli.common import EXIT_FAILED, EXIT_OK, Fail
+from transport.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Fail
 from transport.cli.output import json_line, out
 from transport.cli.ready import write_ready_file
 
@@ -93,6 +93,13 @@ def serve(args: argparse.Namespace) -> int:
         registries=tuple(args.registry) if args.registry else None,
         feed_hwm_bytes=args.feed_hwm_bytes,
     )
+    if not args.memory and os.path.exists(args.data) and not os.path.isdir(args.data):
+        print(
+            f"opsreg serve: --data {args.data} is a file, not a directory "
+            "(give a directory, or a path to create one at)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     install_logging(args.log_level, args.log_format)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

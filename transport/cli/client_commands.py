@@ -40,7 +40,7 @@ from transport.cli.output import (
 
 def ls(args: argparse.Namespace) -> int:
     with connect(args) as client:
-        ops = client.list_operations()
+        ops = client.list_operations(owner_session_id=args.owner)
     if args.status:
         ops = [s for s in ops if s.status.value in args.status]
     if args.kind:
@@ -49,7 +49,7 @@ def ls(args: argparse.Namespace) -> int:
         json_line(ops)
         return EXIT_OK
     if not ops:
-        out("no operations" + (" match" if args.status or args.kind else ""))
+        out("no operations" + (" match" if args.status or args.kind or args.owner else ""))
         return EXIT_OK
     now_ms = int(time.time() * 1000)
     rows = []
@@ -68,7 +68,12 @@ def ls(args: argparse.Namespace) -> int:
                 duration(elapsed),
             ]
         )
-    table(["ID", "NAME", "KIND", "STATUS", "PROGRESS", "LAST%", "ELAPSED"], rows, right={4, 5, 6})
+    table(
+        ["ID", "NAME", "KIND", "STATUS", "PROGRESS", "LAST%", "ELAPSED"],
+        rows,
+        right={4, 5, 6},
+        shrink=1,
+    )
     return EXIT_OK
 
 

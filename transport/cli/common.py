@@ -23,8 +23,9 @@ EXIT_HELP: Final = """\
 exit status:
   0    success; for watch/wait: every operation ended Completed (or Retired)
   1    watch/wait: an operation Failed, was Aborted, Cancelled or Terminated;
-       show/watch/wait: no operation with that id (never registered, or
-       evicted from retention); any other refusal from the registry
+       show/watch/wait/cancel/fail: no operation with that id (never
+       registered, or evicted from retention); cancel/fail: it has already
+       ended; any other refusal from the registry
   2    bad usage: unknown option, malformed operation id, unreadable certificate
   3    cannot reach the server (no answer within --timeout)
   4    watch/wait: --wait-timeout expired before the outcome arrived
@@ -42,6 +43,25 @@ class Fail(Exception):
 
 def env(name: str, default: str) -> str:
     return os.environ.get(name, default)
+
+
+class DefaultsFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help that names every option's default: ``(default: X)`` appended unless the help
+    already says it; a flag's default is ``off``. An option whose default is None must
+    say in its help what happens without it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if (
+            "default" in text
+            or not action.option_strings
+            or action.default is argparse.SUPPRESS
+            or action.default is None
+        ):
+            return text
+        if action.default is False:
+            return f"{text} (default: off)"
+        return f"{text} (default: %(default)s)"
 
 
 # --- arguments -----------------------------------------------------------------------------------
@@ -65,6 +85,16 @@ def parse_seq(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
+
+
+def host_port(text: str) -> str:
+    """``HOST:PORT`` with a numeric port in 0..65535 (0: any free port; no HOST: 127.0.0.1)."""
+    _host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(
+            f"expected HOST:PORT with a port number 0..65535, got {text!r}"
+        )
+    return text
 
 
 def parse_operation_id(text: str) -> Any:
@@ -164,8 +194,14 @@ def connect(args: argparse.Namespace) -> Iterator[Any]:
         # The client heartbeats at once; waiting for the first answer turns "nothing is
         # listening" into one clear error instead of a timeout on whatever call comes first.
         if not client.wait_connected(args.timeout):
+            from transport.cli.probe import handshake_hint
+
+            # A refused connection ends the look at once; a slow handshake gets 2-5 s.
+            hint = handshake_hint(args.endpoint, curve, min(5.0, max(2.0, args.timeout)))
             raise Unavailable(
-                f"no answer from {args.endpoint} within {args.timeout:g}s "
+                f"no answer from {args.endpoint} within {args.timeout:g}s: {hint}"
+                if hint
+                else f"no answer from {args.endpoint} within {args.timeout:g}s "
                 "(is `opsreg serve` running there?)"
             )
         yield client

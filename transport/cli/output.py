@@ -6,10 +6,13 @@ printed, so an operation's name cannot move the cursor or forge extra lines.
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
+
+ELLIPSIS: Final = "\u2026"
 
 # --- formatting --------------------------------------------------------------------------------
 
@@ -72,19 +75,61 @@ def percent(value: float | None) -> str:
     return "-" if value is None else f"{value:g}%"
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> None:
+def terminal_width() -> int | None:
+    """Columns of the terminal stdout is on (``COLUMNS`` wins); None when it is not one.
+
+    A pipe or a file gets whole lines: tables are cut to fit a screen, not a script's
+    input (scripts use ``--json``, which is never cut).
+    """
+    columns = shutil.get_terminal_size(fallback=(0, 0)).columns
+    return columns if columns > 0 else None
+
+
+def fit(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, ending in an ellipsis when it was cut."""
+    if len(text) <= width:
+        return text
+    return text[: max(0, width - 1)] + ELLIPSIS if width > 0 else ""
+
+
+def table_lines(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    right: set[int],
+    *,
+    shrink: int | None = None,
+    width: int | None = None,
+) -> list[str]:
+    """The lines of a fixed-width table, none longer than ``width`` (when given).
+
+    Too wide, column ``shrink`` (a name) gives up characters first, its cells cut with an
+    ellipsis, down to its header's width; a line still too wide is cut at ``width``. Lines
+    never wrap.
+    """
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    total = sum(widths) + 2 * (len(widths) - 1)
+    if width is not None and shrink is not None and total > width:
+        widths[shrink] = max(len(headers[shrink]), widths[shrink] - (total - width))
 
     def line(cells: Sequence[str]) -> str:
         parts = [
-            c.rjust(w) if i in right else c.ljust(w)
+            fit(c, w).rjust(w) if i in right else fit(c, w).ljust(w)
             for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         ]
-        return "  ".join(parts).rstrip()
+        text = "  ".join(parts).rstrip()
+        return text if width is None else fit(text, width)
 
-    out(line(headers))
-    for row in rows:
-        out(line(row))
+    return [line(headers), *(line(row) for row in rows)]
+
+
+def table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    right: set[int],
+    shrink: int | None = None,
+) -> None:
+    for text in table_lines(headers, rows, right, shrink=shrink, width=terminal_width()):
+        out(text)
 
 
 def key_values(pairs: Sequence[tuple[str, str]]) -> None:

@@ -1,0 +1,1 @@
+from tests.transport.conftest import ServerProcess, server_process  # noqa: F401
