@@ -1,4 +1,9 @@
-"""The ``OpsLifecycleError`` family: one class per reason a call is refused.
+"""opsreg's errors: ``OpsregError`` at the root, the ``OpsLifecycleError`` family (one class
+per reason a call is refused) under it, and ``OpsTimeout`` for every wait that ran out.
+
+``except OpsregError`` catches anything opsreg raises on purpose; ``except TimeoutError``
+catches every timeout (``OpsFuture.get(timeout=...)``, a client call that got no answer,
+a pool call's ``result(timeout=...)``).
 
 Every message is fixed by docs/semantics.md and reaches a caller in another process
 unchanged (the transport codec rebuilds the same class from its name and
@@ -10,9 +15,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import pykka
+
 __all__ = [
     "AlreadyPeerReady",
     "AlreadyRegistered",
+    "CallTimeout",
     "DuplicateWaitOperation",
     "Internal",
     "InvalidArgument",
@@ -21,6 +29,8 @@ __all__ = [
     "MaxConcurrentExceeded",
     "NotFound",
     "OpsLifecycleError",
+    "OpsTimeout",
+    "OpsregError",
     "OutcomeUnknown",
     "PeerNotExpected",
     "PermissionDenied",
@@ -30,7 +40,32 @@ __all__ = [
 ]
 
 
-class OpsLifecycleError(Exception):
+class OpsregError(Exception):
+    """The root of every exception opsreg raises on purpose (``actors`` and ``transport``).
+
+    >>> from actors import NotFound, OpsregError, OpsTimeout
+    >>> issubclass(NotFound, OpsregError) and issubclass(OpsTimeout, OpsregError)
+    True
+    """
+
+
+class OpsTimeout(OpsregError, TimeoutError, pykka.Timeout):
+    """A wait ran out before its answer came; the thing waited for may still happen.
+
+    Raised by ``OpsFuture.get(timeout=...)`` (the future stays pending: get it again
+    later). A built-in ``TimeoutError``, so ``except TimeoutError`` catches it, and a
+    ``pykka.Timeout``, so code written for pykka's futures still does.
+
+    >>> from actors import OpsFuture
+    >>> try:
+    ...     OpsFuture().get(timeout=0)
+    ... except TimeoutError as exc:
+    ...     print(type(exc).__name__)
+    OpsTimeout
+    """
+
+
+class OpsLifecycleError(OpsregError):
     """Base class of every refusal the registry gives.
 
     >>> from actors import NotFound, OperationId
@@ -226,3 +261,17 @@ class PermissionDenied(OpsLifecycleError):
 
     def message(self) -> str:
         return f"permission denied: {self.method}"
+
+
+class CallTimeout(Unavailable, OpsTimeout):
+    """A registry call got no answer in time (``RegistryClient``'s ``timeout``,
+    ``OpsRegistry``'s ``call_timeout``).
+
+    Both an :class:`Unavailable` (a state-changing call's fate is unknown: it may or
+    may not have happened; read the snapshot) and a built-in ``TimeoutError``, so
+    ``except Unavailable`` and ``except TimeoutError`` both catch it. Its message is
+    Unavailable's: ``registry unavailable: ...``. It never crosses the wire.
+
+    >>> issubclass(CallTimeout, TimeoutError) and issubclass(CallTimeout, Unavailable)
+    True
+    """

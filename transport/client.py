@@ -54,7 +54,7 @@ from actors.model import (
 from transport import codec
 from transport._direct import MAX_RESENDS, DirectPath, resendable
 from transport._outbox import Outbox
-from transport.errors import ServerRestarted, TooLarge, Unavailable
+from transport.errors import CallTimeout, ServerRestarted, TooLarge, Unavailable
 
 __all__ = ["RegistryClient"]
 
@@ -267,7 +267,7 @@ class RegistryClient(DirectPath, RegistryCalls):
 
     def _no_answer(self, method: str) -> Unavailable:
         maybe = "; it may or may not have happened" if calls.changes_state(method) else ""
-        return Unavailable(
+        return CallTimeout(
             f"no answer to {method} from {self.endpoint} within {self.timeout}s{maybe}"
         )
 
@@ -559,7 +559,7 @@ class RegistryClient(DirectPath, RegistryCalls):
             for req_id, p in list(table.items()):
                 if not p.accepted and p.sent_at < horizon:
                     del table[req_id]
-                    self._settle(p, Unavailable(f"no answer to {p.method}"), True)
+                    self._settle(p, CallTimeout(f"no answer to {p.method}"), True)
         if self._parked:
             waiting = now - self.timeout
             expired = [p for p in self._parked if p.born < waiting]
@@ -568,7 +568,7 @@ class RegistryClient(DirectPath, RegistryCalls):
                 self._settle(p, self._not_sent(p.method), True)
 
     def _not_sent(self, method: str) -> Unavailable:
-        return Unavailable(
+        return CallTimeout(
             f"no server answered at {self.endpoint} within {self.timeout}s; {method} was not sent"
         )
 
@@ -593,7 +593,7 @@ class RegistryClient(DirectPath, RegistryCalls):
         try:
             first.get(timeout=self.timeout)
         except pykka.Timeout:
-            raise Unavailable(
+            raise CallTimeout(
                 f"no answer to register_operation from {self.endpoint} within {self.timeout}s"
                 "; it may or may not have happened"
             ) from None
