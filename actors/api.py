@@ -79,7 +79,7 @@ class RegistryCalls:
         self._call("report_progress", op_id, update)
 
     def complete_operation(self, op_id: OperationId, result: OperationResult) -> None:
-        self._call("complete_operation", op_id, result)
+        self._call("complete_operation", op_id, result.for_operation(op_id))
 
     def fail_operation(self, op_id: OperationId, error: str | BaseException) -> None:
         """``error`` is text, or an exception stored as :func:`~actors.model.failure_text`."""

@@ -19,6 +19,7 @@ import threading
 import traceback
 import unicodedata
 import uuid
+from collections.abc import Callable
 from typing import Any, ClassVar, Final, TypeVar
 
 import msgspec
@@ -27,12 +28,14 @@ import uuid_utils
 from actors.errors import InvalidArgument
 
 __all__ = [
+    "DEFAULT_KIND",
     "MAX_ADDRESS_BYTES",
     "MAX_CONTENT_BYTES",
     "MAX_ERROR_BYTES",
     "MAX_ID_BYTES",
     "MAX_NAME_BYTES",
     "MAX_REASON_BYTES",
+    "NO_ID",
     "Aborted",
     "Cancelled",
     "Completed",
@@ -260,21 +263,73 @@ def _has_control(text: str) -> bool:
     return any(unicodedata.category(ch) == "Cc" for ch in text)
 
 
-class OperationSpec(msgspec.Struct, frozen=True):
-    """What a caller registers.
+_constructing = threading.local()
 
-    >>> spec = OperationSpec(id=OperationId.new(), kind=OperationKind.BACKGROUND_TOOL_OP,
-    ...                      owner_session_id="s1", display_name="x", source_label="test")
-    >>> spec.kind.value
-    'background_tool_op'
+
+class _DefaultsInPython(msgspec.StructMeta):
+    """Structs whose defaults apply when Python code constructs them, never on decode.
+
+    A field declared with :func:`_python_default` may be left out by a caller
+    (``OperationSpec(owner_session_id="s1")``) but stays **required on the wire**
+    (docs/protocol.md §4): decoding a frame without it fails as msgspec fails for a
+    missing required field, because decoding never passes through ``__call__``.
     """
 
-    id: OperationId
-    kind: OperationKind
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        _constructing.depth = getattr(_constructing, "depth", 0) + 1
+        try:
+            return super().__call__(*args, **kwargs)
+        finally:
+            _constructing.depth -= 1
+
+
+def _python_default(name: str, make: Callable[[], Any]) -> Any:
+    """A default for callers in Python only; a frame that leaves ``name`` out is refused."""
+
+    def default() -> Any:
+        if not getattr(_constructing, "depth", 0):
+            raise msgspec.ValidationError(f"Object missing required field `{name}`")
+        return make()
+
+    return msgspec.field(default_factory=default)
+
+
+#: The id of an :class:`OperationResult` built without one: ``complete_operation(op, result)``
+#: (``OpsRegistry``, ``RegistryClient``) reads it as ``op``'s id before sending.
+NO_ID: Final = OperationId("00000000-0000-0000-0000-000000000000")
+
+#: The kind an :class:`OperationSpec` gets when the caller names none: the common case,
+#: a piece of work run in the background (what ``WorkerPool`` registers).
+DEFAULT_KIND: Final = OperationKind.BACKGROUND_TOOL_OP
+
+
+class OperationSpec(msgspec.Struct, frozen=True, kw_only=True, metaclass=_DefaultsInPython):
+    """What a caller registers: an operation's id, kind, owner and labels.
+
+    Only ``owner_session_id`` must be given (keyword arguments only). Left out:
+    ``id`` is a fresh :meth:`OperationId.new`, ``kind`` is ``BACKGROUND_TOOL_OP``,
+    ``display_name`` and ``source_label`` are ``""``. These defaults are for Python
+    callers: on the wire every field of docs/protocol.md §4 marked required still is,
+    and the encoding is unchanged (a map of every field, in declaration order).
+
+    >>> spec = OperationSpec(owner_session_id="s1", display_name="resize images")
+    >>> spec.kind.value, spec.id == OperationSpec(id=spec.id, owner_session_id="s1").id
+    ('background_tool_op', True)
+    """
+
+    #: the operation's id; a fresh UUIDv7 when left out (read it back as ``spec.id``)
+    id: OperationId = _python_default("id", OperationId.new)
+    #: what kind of operation this is; ``BACKGROUND_TOOL_OP`` when left out
+    kind: OperationKind = _python_default("kind", lambda: DEFAULT_KIND)
+    #: who owns it: ``terminate_owner`` and ``list_operations(owner_session_id=...)`` use it
     owner_session_id: str
-    display_name: str
-    source_label: str
+    #: a name for people (listings sort by it); ``""`` when left out
+    display_name: str = _python_default("display_name", str)
+    #: where it came from (a tool, a pool, a test); ``""`` when left out
+    source_label: str = _python_default("source_label", str)
+    #: the child session a ``MOB_MEMBER_CHILD`` operation provisions, if any
     child_session_id: str | None = None
+    #: whether the operation expects ``peer_ready`` (a peer handoff) before it ends
     expect_peer_channel: bool = False
     #: Tie the operation to the liveness of the client that registers it over a server:
     #: when the server gives up on that client, the operation ends
@@ -295,11 +350,26 @@ class OperationSpec(msgspec.Struct, frozen=True):
             raise InvalidArgument("lease must be a bool")
 
 
-class OperationResult(msgspec.Struct, frozen=True):
-    id: OperationId
+class OperationResult(msgspec.Struct, frozen=True, kw_only=True, metaclass=_DefaultsInPython):
+    """What a completed operation returned: ``content`` (text) and a few counters.
+
+    ``id`` may be left out: ``complete_operation(op, OperationResult(content="ok"))``
+    means ``op``'s id. An explicit id that is not the operation's is refused
+    (``InvalidArgument``). On the wire ``id`` stays required.
+
+    >>> OperationResult(content="ok").for_operation(OperationId("01890a5d-ac96-774b-bcce-b302099a8057")).id
+    OperationId('01890a5d-ac96-774b-bcce-b302099a8057')
+    """
+
+    #: the operation's id; :data:`NO_ID` (meaning "the operation's") when left out
+    id: OperationId = _python_default("id", lambda: NO_ID)
+    #: the result as text (a pool call stores ``repr(value)[:4096]``); at most 128 KiB
     content: str
+    #: whether ``content`` describes an error the operation reported as its result
     is_error: bool = False
+    #: how long the operation ran, in milliseconds
     duration_ms: int = 0
+    #: tokens the operation used, if it counts them
     tokens_used: int = 0
 
     def __post_init__(self) -> None:
@@ -309,6 +379,12 @@ class OperationResult(msgspec.Struct, frozen=True):
             raise InvalidArgument("is_error must be a bool")
         _count(self.duration_ms, "duration_ms")
         _count(self.tokens_used, "tokens_used")
+
+    def for_operation(self, op_id: OperationId) -> OperationResult:
+        """This result with ``op_id`` as its id if it was built without one."""
+        if self.id != NO_ID:
+            return self
+        return msgspec.structs.replace(self, id=OperationId(op_id))
 
 
 class OperationProgressUpdate(msgspec.Struct, frozen=True):

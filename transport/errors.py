@@ -32,7 +32,7 @@ class OperationError(OpsLifecycleError):
     them; both are ``None`` when it was cancelled or terminated or the worker died.
 
     >>> from actors import Failed, OperationId
-    >>> err = OperationError(OperationId.new(), Failed("ValueError: bad input\nTraceback ..."))
+    >>> err = OperationError(OperationId.new(), Failed("ValueError: bad input"))
     >>> err.error_type, err.error_message
     ('ValueError', 'bad input')
     """
