@@ -88,9 +88,11 @@ class OpsLifecycleError(OpsregError):
 
     @property
     def fields(self) -> dict[str, Any]:
+        """The constructor arguments by name (``{"id": ...}``); what crosses the wire."""
         return {name: getattr(self, name) for name in self.field_names}
 
     def message(self) -> str:
+        """The error's fixed message (docs/semantics.md, "Errors"); also ``str(error)``."""
         raise NotImplementedError
 
     def __str__(self) -> str:
@@ -111,6 +113,8 @@ class OpsLifecycleError(OpsregError):
 
 
 class AlreadyRegistered(OpsLifecycleError):
+    """An operation with this id is already registered."""
+
     id: Any
     field_names = ("id",)
 
@@ -119,6 +123,8 @@ class AlreadyRegistered(OpsLifecycleError):
 
 
 class NotFound(OpsLifecycleError):
+    """No such operation: never registered, collected, or evicted from retention."""
+
     id: Any
     field_names = ("id",)
 
@@ -140,6 +146,8 @@ class InvalidTransition(OpsLifecycleError):
 
 
 class PeerNotExpected(OpsLifecycleError):
+    """``peer_ready`` on an operation whose kind takes no peer handoff."""
+
     id: Any
     field_names = ("id",)
 
@@ -148,6 +156,8 @@ class PeerNotExpected(OpsLifecycleError):
 
 
 class AlreadyPeerReady(OpsLifecycleError):
+    """A second ``peer_ready`` on the same operation."""
+
     id: Any
     field_names = ("id",)
 
@@ -156,6 +166,8 @@ class AlreadyPeerReady(OpsLifecycleError):
 
 
 class MaxConcurrentExceeded(OpsLifecycleError):
+    """Admission refused: ``active`` live operations already, ``limit`` allowed."""
+
     limit: int
     active: int
     field_names = ("limit", "active")
@@ -165,6 +177,8 @@ class MaxConcurrentExceeded(OpsLifecycleError):
 
 
 class WaitAlreadyActive(OpsLifecycleError):
+    """A ``wait_all`` barrier is already active in this registry (one at a time)."""
+
     field_names = ()
 
     def message(self) -> str:
@@ -172,6 +186,8 @@ class WaitAlreadyActive(OpsLifecycleError):
 
 
 class DuplicateWaitOperation(OpsLifecycleError):
+    """``wait_all`` was given the same id twice (``id`` is the first repeated)."""
+
     id: Any
     field_names = ("id",)
 

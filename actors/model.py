@@ -130,6 +130,9 @@ def new_incarnation_id() -> str:
 
 
 class OperationKind(enum.StrEnum):
+    """What an operation is; decides which methods apply (only ``MOB_MEMBER_CHILD`` takes
+    ``peer_ready``). ``BACKGROUND_TOOL_OP`` is the default of :class:`OperationSpec`."""
+
     MOB_MEMBER_CHILD = "mob_member_child"
     BACKGROUND_TOOL_OP = "background_tool_op"
     BACKGROUND_TOOL_CAPACITY_SLOT = "background_tool_capacity_slot"
@@ -137,6 +140,12 @@ class OperationKind(enum.StrEnum):
 
 
 class OperationStatus(enum.StrEnum):
+    """Where an operation is in its lifecycle (docs/semantics.md, "States").
+
+    ``PROVISIONING``, ``RUNNING`` and ``RETIRING`` are live; every other status is
+    terminal and final.
+    """
+
     PROVISIONING = "provisioning"
     RUNNING = "running"
     RETIRING = "retiring"
@@ -149,6 +158,7 @@ class OperationStatus(enum.StrEnum):
 
     @property
     def is_terminal(self) -> bool:
+        """True for a status an operation never leaves (completed, failed, ...)."""
         return self not in _NON_TERMINAL
 
 
@@ -431,6 +441,8 @@ class OperationTerminalOutcome(msgspec.Struct, frozen=True, tag_field="outcome")
 
 
 class Completed(OperationTerminalOutcome, frozen=True, tag="completed"):
+    """The operation completed with ``result`` (``complete_operation``)."""
+
     result: OperationResult
     status: ClassVar[OperationStatus] = OperationStatus.COMPLETED
 
@@ -440,6 +452,9 @@ class Completed(OperationTerminalOutcome, frozen=True, tag="completed"):
 
 
 class Failed(OperationTerminalOutcome, frozen=True, tag="failed"):
+    """The operation failed; ``error`` is its text (for an exception, its traceback
+    ending ``Type: message``; ``fail_operation``, ``provisioning_failed``)."""
+
     error: str
     status: ClassVar[OperationStatus] = OperationStatus.FAILED
 
@@ -448,6 +463,8 @@ class Failed(OperationTerminalOutcome, frozen=True, tag="failed"):
 
 
 class Aborted(OperationTerminalOutcome, frozen=True, tag="aborted"):
+    """Provisioning was abandoned (``abort_provisioning``), with an optional reason."""
+
     reason: str | None = None
     status: ClassVar[OperationStatus] = OperationStatus.ABORTED
 
@@ -456,6 +473,8 @@ class Aborted(OperationTerminalOutcome, frozen=True, tag="aborted"):
 
 
 class Cancelled(OperationTerminalOutcome, frozen=True, tag="cancelled"):
+    """The operation was cancelled (``cancel_operation``), with an optional reason."""
+
     reason: str | None = None
     status: ClassVar[OperationStatus] = OperationStatus.CANCELLED
 
@@ -464,10 +483,14 @@ class Cancelled(OperationTerminalOutcome, frozen=True, tag="cancelled"):
 
 
 class Retired(OperationTerminalOutcome, frozen=True, tag="retired"):
+    """The operation retired (``mark_retired``)."""
+
     status: ClassVar[OperationStatus] = OperationStatus.RETIRED
 
 
 class Terminated(OperationTerminalOutcome, frozen=True, tag="terminated"):
+    """Ended from outside: ``terminate_owner``, a lost lease, a pool closing, a restart."""
+
     reason: str
     status: ClassVar[OperationStatus] = OperationStatus.TERMINATED
 
@@ -482,6 +505,16 @@ Outcome = Completed | Failed | Aborted | Cancelled | Retired | Terminated
 
 
 class OperationLifecycleSnapshot(msgspec.Struct, frozen=True):
+    """One operation's state as ``snapshot`` / ``list_operations`` return it.
+
+    ``status`` and ``terminal_outcome`` (``None`` until it ends), progress
+    (``progress_count``, ``last_progress``), live ``watcher_count``, the peer handle,
+    and times in ms since the epoch (``elapsed_ms`` until now, or until it ended).
+
+    >>> reg.snapshot(op).status  # doctest: +SKIP
+    <OperationStatus.RUNNING: 'running'>
+    """
+
     id: OperationId
     kind: OperationKind
     display_name: str
@@ -525,6 +558,8 @@ class CompletionBatch(msgspec.Struct, frozen=True):
 
 
 class WaitAllSatisfied(msgspec.Struct, frozen=True):
+    """How a ``wait_all`` barrier ended: its request id and member ids, in request order."""
+
     wait_request_id: str
     operation_ids: tuple[OperationId, ...]
 

@@ -191,6 +191,7 @@ class RegistryClient(DirectPath, RegistryCalls):
     # --- life cycle -----------------------------------------------------------------------------
 
     def close(self) -> None:
+        """Stop the I/O thread and close every socket; pending calls fail ``Unavailable``."""
         if self._closed:
             return
         self._closed = True
@@ -593,7 +594,4 @@ class RegistryClient(DirectPath, RegistryCalls):
         try:
             first.get(timeout=self.timeout)
         except pykka.Timeout:
-            raise CallTimeout(
-                f"no answer to register_operation from {self.endpoint} within {self.timeout}s"
-                "; it may or may not have happened"
-            ) from None
+            raise self._no_answer("register_operation") from None

@@ -215,6 +215,7 @@ class FeedSubscriber:
         self._needs_catch_up = False
 
     def close(self) -> None:
+        """Close the subscription and its client; iteration ends."""
         if not self._closed:
             self._closed = True
             self._sub.close(linger=0)
