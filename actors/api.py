@@ -104,7 +104,9 @@ class RegistryCalls:
 
         >>> reg.complete_operation(op, OperationResult(content="ok"))  # doctest: +SKIP
         """
-        self._call("complete_operation", op_id, result.for_operation(op_id))
+        if isinstance(result, OperationResult):  # anything else: refused as bad input
+            result = result.for_operation(op_id)
+        self._call("complete_operation", op_id, result)
 
     def fail_operation(self, op_id: OperationId, error: str | BaseException) -> None:
         """End a non-terminal operation ``Failed(error)``.
