@@ -6,6 +6,7 @@ The client's timeouts are checked against a real ROUTER socket that never answer
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pykka
@@ -31,7 +32,7 @@ from actors import (
 from actors.testing import MemoryStore
 from tests.conftest import result_for
 from tests.registry.conftest import running
-from transport import OperationError, RegistryClient
+from transport import OperationError, RegistryClient, RegistryServer, WorkerPool
 from transport.errors import OperationError as ErrorsOperationError
 
 pytestmark = pytest.mark.timeout(30)
@@ -145,3 +146,16 @@ def test_transport_exports_the_operation_error_with_fields() -> None:
     if OperationError is not ErrorsOperationError:
         pytest.xfail("transport/workers.py still defines its own OperationError (lead: merge)")
     assert OperationError is ErrorsOperationError
+
+
+def _hang() -> None:
+    threading.Event().wait(60)  # ended by the pool's close
+
+
+def test_a_pool_calls_result_timeout_is_a_timeout_error(server: RegistryServer) -> None:
+    with WorkerPool(server.endpoint, processes=1, timeout=10, cancel_grace=0.5) as pool:
+        handle = pool.submit(_hang)
+        with pytest.raises(TimeoutError) as err:
+            handle.result(timeout=0.2)
+        assert isinstance(err.value, OpsTimeout)
+        assert not handle.done()
