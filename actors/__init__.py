@@ -2,16 +2,14 @@
 
 The public API on one screen::
 
-    from actors import OpsRegistry, OperationId, OperationKind, OperationSpec, OperationResult
+    from actors import OpsRegistry, OperationSpec, OperationResult
     with OpsRegistry.start(max_completed=256) as reg:
-        op = OperationId.new()
-        reg.register_operation(OperationSpec(id=op, kind=OperationKind.BACKGROUND_TOOL_OP,
-                                             owner_session_id="s1", display_name="x",
-                                             source_label="demo"))
-        reg.provisioning_succeeded(op)
-        done = reg.register_watcher(op)           # an OpsFuture (pykka future, awaitable)
-        reg.complete_operation(op, OperationResult(id=op, content="ok"))
-        done.get(timeout=5)                       # Completed(result=...)
+        spec = OperationSpec(owner_session_id="s1", display_name="x")  # id generated
+        reg.register_operation(spec)
+        reg.provisioning_succeeded(spec.id)
+        done = reg.register_watcher(spec.id)      # an OpsFuture (pykka future, awaitable)
+        reg.complete_operation(spec.id, OperationResult(content="ok"))
+        done.get(timeout=5)                       # Completed(result=...); TimeoutError if not
 
 Test hooks and back ends (``Lifecycle``, ``FaultPlan``, ``MemoryStore``, ``SqliteStore``)
 are not part of this surface: import them from :mod:`actors.testing`.
@@ -22,6 +20,7 @@ import logging
 from actors.errors import (
     AlreadyPeerReady,
     AlreadyRegistered,
+    CallTimeout,
     DuplicateWaitOperation,
     Internal,
     InvalidArgument,
@@ -30,6 +29,8 @@ from actors.errors import (
     MaxConcurrentExceeded,
     NotFound,
     OpsLifecycleError,
+    OpsregError,
+    OpsTimeout,
     OutcomeUnknown,
     PeerNotExpected,
     PermissionDenied,
@@ -74,6 +75,7 @@ __all__ = [
     "Aborted",
     "AlreadyPeerReady",
     "AlreadyRegistered",
+    "CallTimeout",
     "Cancelled",
     "Completed",
     "CompletionBatch",
@@ -99,6 +101,8 @@ __all__ = [
     "OpsFuture",
     "OpsLifecycleError",
     "OpsRegistry",
+    "OpsTimeout",
+    "OpsregError",
     "OutcomeUnknown",
     "PeerNotExpected",
     "PermissionDenied",

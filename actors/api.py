@@ -60,44 +60,89 @@ class RegistryCalls:
         raise NotImplementedError
 
     def register_operation(self, spec: OperationSpec) -> None:
+        """Register a new operation (status ``provisioning``); ``AlreadyRegistered`` if known.
+
+        >>> spec = OperationSpec(owner_session_id="s1", display_name="resize")  # doctest: +SKIP
+        >>> reg.register_operation(spec); reg.provisioning_succeeded(spec.id)  # doctest: +SKIP
+        """
         self._call("register_operation", spec)
 
     def provisioning_succeeded(self, op_id: OperationId) -> None:
+        """Mark a provisioning operation ``running``."""
         self._call("provisioning_succeeded", op_id)
 
     def provisioning_failed(self, op_id: OperationId, error: str | BaseException) -> None:
-        """``error`` is text, or an exception stored as :func:`~actors.model.failure_text`."""
+        """End a non-terminal operation ``Failed(error)`` (its provisioning failed).
+
+        ``error`` is text, or an exception stored as :func:`~actors.model.failure_text`.
+        """
         self._call("provisioning_failed", op_id, failure_text(error))
 
     def peer_ready(self, op_id: OperationId, peer: OperationPeerHandle) -> None:
+        """Record where a ``MOB_MEMBER_CHILD`` operation's peer is reachable (once)."""
         self._call("peer_ready", op_id, peer)
 
     def register_watcher(self, op_id: OperationId) -> OpsFuture[Outcome]:
+        """A future of the operation's terminal outcome (resolved at once if it has one).
+
+        >>> reg.register_watcher(spec.id).get(timeout=5)  # doctest: +SKIP
+        Completed(result=OperationResult(...))
+        """
         return self._call("register_watcher", op_id)  # type: ignore[no-any-return]
 
     def report_progress(self, op_id: OperationId, update: OperationProgressUpdate) -> None:
+        """Record progress of a running (or retiring) operation: its last update, a count.
+
+        >>> reg.report_progress(op, OperationProgressUpdate("half way", 50))  # doctest: +SKIP
+        """
         self._call("report_progress", op_id, update)
 
     def complete_operation(self, op_id: OperationId, result: OperationResult) -> None:
+        """End a running (or retiring) operation ``Completed(result)``, once durable.
+
+        A ``result`` built without an id is this operation's; another id is refused.
+
+        >>> reg.complete_operation(op, OperationResult(content="ok"))  # doctest: +SKIP
+        """
+        if isinstance(result, OperationResult):  # anything else: refused as bad input
+            result = result.for_operation(op_id)
         self._call("complete_operation", op_id, result)
 
     def fail_operation(self, op_id: OperationId, error: str | BaseException) -> None:
-        """``error`` is text, or an exception stored as :func:`~actors.model.failure_text`."""
+        """End a non-terminal operation ``Failed(error)``.
+
+        ``error`` is text, or an exception stored as :func:`~actors.model.failure_text`
+        (its traceback and ``Type: message``).
+
+        >>> try:
+        ...     work()
+        ... except Exception as exc:
+        ...     reg.fail_operation(op, exc)  # doctest: +SKIP
+        """
         self._call("fail_operation", op_id, failure_text(error))
 
     def abort_provisioning(self, op_id: OperationId, reason: str | None = None) -> None:
+        """End a provisioning operation ``Aborted(reason)``."""
         self._call("abort_provisioning", op_id, reason)
 
     def cancel_operation(self, op_id: OperationId, reason: str | None = None) -> None:
+        """End a non-terminal operation ``Cancelled(reason)``."""
         self._call("cancel_operation", op_id, reason)
 
     def request_retire(self, op_id: OperationId) -> None:
+        """Ask a running operation to retire: its status becomes ``retiring``."""
         self._call("request_retire", op_id)
 
     def mark_retired(self, op_id: OperationId) -> None:
+        """End a running or retiring operation ``Retired()``."""
         self._call("mark_retired", op_id)
 
     def snapshot(self, op_id: OperationId) -> OperationLifecycleSnapshot | None:
+        """The operation's current state, or ``None`` if unknown (or evicted).
+
+        >>> reg.snapshot(op).status  # doctest: +SKIP
+        <OperationStatus.RUNNING: 'running'>
+        """
         return self._call("snapshot", op_id)  # type: ignore[no-any-return]
 
     def list_operations(
@@ -129,13 +174,24 @@ class RegistryCalls:
             after = page_key(page[-1])
 
     def terminate_owner(self, reason: str) -> None:
+        """End **every** non-terminal operation in the registry ``Terminated(reason)``.
+
+        Registry-wide, whatever the owner (an admin method over a server).
+        """
         self._call("terminate_owner", reason)
 
     def collect_completed(self) -> list[tuple[OperationId, Outcome]]:
+        """Drain every terminal operation, oldest first, as ``(id, outcome)`` pairs."""
         return self._call("collect_completed")  # type: ignore[no-any-return]
 
     def wait_all(self, run_id: str, ids: Sequence[OperationId]) -> OpsFuture[WaitAllResult]:
-        """``run_id`` is kept with the barrier (``diagnostic_snapshot().wait_run_id``)."""
+        """A future of every member's outcome once all of ``ids`` have ended (one barrier).
+
+        ``run_id`` is kept with the barrier (``diagnostic_snapshot().wait_run_id``).
+        One barrier per registry at a time (``WaitAlreadyActive``).
+
+        >>> result = reg.wait_all("batch-1", [a, b]).get(timeout=30)  # doctest: +SKIP
+        """
         check_text(run_id, "run_id", MAX_ID_BYTES)
         return self._call("wait_all", run_id, _id_list(ids, "wait_all"))  # type: ignore[no-any-return]
 
@@ -144,6 +200,10 @@ class RegistryCalls:
         return self._call("cancel_wait_all")  # type: ignore[no-any-return]
 
     def wait_any(self, ids: Sequence[OperationId]) -> OpsFuture[tuple[OperationId, Outcome]]:
+        """A future of the first ``(id, outcome)`` among ``ids`` to end (at once if one has).
+
+        >>> done_id, outcome = reg.wait_any([a, b]).get(timeout=5)  # doctest: +SKIP
+        """
         return self._call("wait_any", _id_list(ids, "wait_any"))  # type: ignore[no-any-return]
 
     def list_since(self, after_seq: int, limit: int | None = None) -> CompletionBatch:
@@ -170,9 +230,11 @@ class RegistryCalls:
         )
 
     def watermark(self) -> int:
+        """The seq of the last durable completion-feed entry (0 before the first)."""
         return self._call("watermark")  # type: ignore[no-any-return]
 
     def wait_for_advance(self, after_seq: int) -> OpsFuture[int]:
+        """A future of the watermark once it exceeds ``after_seq`` (at once if it does)."""
         return self._call("wait_for_advance", after_seq)  # type: ignore[no-any-return]
 
     def capture_persistence_snapshot(self) -> PersistedOpsSnapshot:
@@ -180,4 +242,5 @@ class RegistryCalls:
         return self._call("capture_persistence_snapshot")  # type: ignore[no-any-return]
 
     def diagnostic_snapshot(self) -> DiagnosticSnapshot:
+        """Counters of the registry: operations by status, watchers, the barrier, the feed."""
         return self._call("diagnostic_snapshot")  # type: ignore[no-any-return]

@@ -1,4 +1,9 @@
-"""The ``OpsLifecycleError`` family: one class per reason a call is refused.
+"""opsreg's errors: ``OpsregError`` at the root, the ``OpsLifecycleError`` family (one class
+per reason a call is refused) under it, and ``OpsTimeout`` for every wait that ran out.
+
+``except OpsregError`` catches anything opsreg raises on purpose; ``except TimeoutError``
+catches every timeout (``OpsFuture.get(timeout=...)``, a client call that got no answer,
+a pool call's ``result(timeout=...)``).
 
 Every message is fixed by docs/semantics.md and reaches a caller in another process
 unchanged (the transport codec rebuilds the same class from its name and
@@ -10,9 +15,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import pykka
+
 __all__ = [
     "AlreadyPeerReady",
     "AlreadyRegistered",
+    "CallTimeout",
     "DuplicateWaitOperation",
     "Internal",
     "InvalidArgument",
@@ -21,6 +29,8 @@ __all__ = [
     "MaxConcurrentExceeded",
     "NotFound",
     "OpsLifecycleError",
+    "OpsTimeout",
+    "OpsregError",
     "OutcomeUnknown",
     "PeerNotExpected",
     "PermissionDenied",
@@ -30,7 +40,32 @@ __all__ = [
 ]
 
 
-class OpsLifecycleError(Exception):
+class OpsregError(Exception):
+    """The root of every exception opsreg raises on purpose (``actors`` and ``transport``).
+
+    >>> from actors import NotFound, OpsregError, OpsTimeout
+    >>> issubclass(NotFound, OpsregError) and issubclass(OpsTimeout, OpsregError)
+    True
+    """
+
+
+class OpsTimeout(OpsregError, TimeoutError, pykka.Timeout):
+    """A wait ran out before its answer came; the thing waited for may still happen.
+
+    Raised by ``OpsFuture.get(timeout=...)`` (the future stays pending: get it again
+    later). A built-in ``TimeoutError``, so ``except TimeoutError`` catches it, and a
+    ``pykka.Timeout``, so code written for pykka's futures still does.
+
+    >>> from actors import OpsFuture
+    >>> try:
+    ...     OpsFuture().get(timeout=0)
+    ... except TimeoutError as exc:
+    ...     print(type(exc).__name__)
+    OpsTimeout
+    """
+
+
+class OpsLifecycleError(OpsregError):
     """Base class of every refusal the registry gives.
 
     >>> from actors import NotFound, OperationId
@@ -53,9 +88,11 @@ class OpsLifecycleError(Exception):
 
     @property
     def fields(self) -> dict[str, Any]:
+        """The constructor arguments by name (``{"id": ...}``); what crosses the wire."""
         return {name: getattr(self, name) for name in self.field_names}
 
     def message(self) -> str:
+        """The error's fixed message (docs/semantics.md, "Errors"); also ``str(error)``."""
         raise NotImplementedError
 
     def __str__(self) -> str:
@@ -76,6 +113,8 @@ class OpsLifecycleError(Exception):
 
 
 class AlreadyRegistered(OpsLifecycleError):
+    """An operation with this id is already registered."""
+
     id: Any
     field_names = ("id",)
 
@@ -84,6 +123,8 @@ class AlreadyRegistered(OpsLifecycleError):
 
 
 class NotFound(OpsLifecycleError):
+    """No such operation: never registered, collected, or evicted from retention."""
+
     id: Any
     field_names = ("id",)
 
@@ -105,6 +146,8 @@ class InvalidTransition(OpsLifecycleError):
 
 
 class PeerNotExpected(OpsLifecycleError):
+    """``peer_ready`` on an operation whose kind takes no peer handoff."""
+
     id: Any
     field_names = ("id",)
 
@@ -113,6 +156,8 @@ class PeerNotExpected(OpsLifecycleError):
 
 
 class AlreadyPeerReady(OpsLifecycleError):
+    """A second ``peer_ready`` on the same operation."""
+
     id: Any
     field_names = ("id",)
 
@@ -121,6 +166,8 @@ class AlreadyPeerReady(OpsLifecycleError):
 
 
 class MaxConcurrentExceeded(OpsLifecycleError):
+    """Admission refused: ``active`` live operations already, ``limit`` allowed."""
+
     limit: int
     active: int
     field_names = ("limit", "active")
@@ -130,6 +177,8 @@ class MaxConcurrentExceeded(OpsLifecycleError):
 
 
 class WaitAlreadyActive(OpsLifecycleError):
+    """A ``wait_all`` barrier is already active in this registry (one at a time)."""
+
     field_names = ()
 
     def message(self) -> str:
@@ -137,6 +186,8 @@ class WaitAlreadyActive(OpsLifecycleError):
 
 
 class DuplicateWaitOperation(OpsLifecycleError):
+    """``wait_all`` was given the same id twice (``id`` is the first repeated)."""
+
     id: Any
     field_names = ("id",)
 
@@ -226,3 +277,17 @@ class PermissionDenied(OpsLifecycleError):
 
     def message(self) -> str:
         return f"permission denied: {self.method}"
+
+
+class CallTimeout(Unavailable, OpsTimeout):
+    """A registry call got no answer in time (``RegistryClient``'s ``timeout``,
+    ``OpsRegistry``'s ``call_timeout``).
+
+    Both an :class:`Unavailable` (a state-changing call's fate is unknown: it may or
+    may not have happened; read the snapshot) and a built-in ``TimeoutError``, so
+    ``except Unavailable`` and ``except TimeoutError`` both catch it. Its message is
+    Unavailable's: ``registry unavailable: ...``. It never crosses the wire.
+
+    >>> issubclass(CallTimeout, TimeoutError) and issubclass(CallTimeout, Unavailable)
+    True
+    """

@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 import pykka
 
+from actors.errors import OpsTimeout
+
 __all__ = ["OpsFuture", "failed", "resolved"]
 
 log = logging.getLogger(__name__)
@@ -44,7 +46,21 @@ class OpsFuture(pykka.ThreadingFuture[T]):
         self.wait_request_id: str | None = None
 
     def done(self) -> bool:
+        """True once the value or the error is set."""
         return self._is_set
+
+    def get(self, timeout: float | None = None) -> T:
+        """The value (or raise the error) once set; wait at most ``timeout`` seconds.
+
+        Raises :class:`~actors.errors.OpsTimeout` (a built-in ``TimeoutError`` and a
+        ``pykka.Timeout``) when the time runs out; the future stays pending.
+        """
+        try:
+            return super().get(timeout=timeout)  # type: ignore[no-any-return]
+        except pykka.Timeout:
+            if self._is_set:  # a Timeout set as this future's error: raise it as it is
+                raise
+            raise OpsTimeout(f"no value within {timeout} s") from None
 
     def add_done_callback(self, fn: Callable[[OpsFuture[T]], None]) -> None:
         """Call ``fn(self)`` once the future is set (at once if it already is)."""
@@ -64,11 +80,13 @@ class OpsFuture(pykka.ThreadingFuture[T]):
                 log.exception("future callback failed")
 
     def set(self, value: Any | None = None) -> None:
+        """Set the value; wakes ``get`` callers, awaiting tasks and done-callbacks."""
         super().set(value)
         self._is_set = True
         self._run_callbacks()
 
     def set_exception(self, exc_info: Any = None) -> None:
+        """Set the error (an exception or an ``exc_info`` tuple); ``get`` raises it."""
         if isinstance(exc_info, BaseException):
             exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
         super().set_exception(exc_info if exc_info is not None else sys.exc_info())
@@ -85,7 +103,7 @@ class OpsFuture(pykka.ThreadingFuture[T]):
 
             self.add_done_callback(wake)
             yield from waiter.__await__()
-        return self.get(timeout=0)  # type: ignore[no-any-return]
+        return self.get(timeout=0)
 
     __iter__ = __await__
 

@@ -15,9 +15,6 @@ from __future__ import annotations
 import enum
 import math
 import re
-import threading
-import traceback
-import unicodedata
 import uuid
 from typing import Any, ClassVar, Final, TypeVar
 
@@ -25,14 +22,33 @@ import msgspec
 import uuid_utils
 
 from actors.errors import InvalidArgument
+from actors.text import (  # the caps and text checks (re-exported)
+    MAX_ADDRESS_BYTES,
+    MAX_CONTENT_BYTES,
+    MAX_ERROR_BYTES,
+    MAX_ID_BYTES,
+    MAX_NAME_BYTES,
+    MAX_REASON_BYTES,
+    _count,
+    _DefaultsInPython,
+    _has_control,
+    _opt_capped,
+    _python_default,
+    check_text,
+    clip_text,
+    failure_text,
+    trusted_values,
+)
 
 __all__ = [
+    "DEFAULT_KIND",
     "MAX_ADDRESS_BYTES",
     "MAX_CONTENT_BYTES",
     "MAX_ERROR_BYTES",
     "MAX_ID_BYTES",
     "MAX_NAME_BYTES",
     "MAX_REASON_BYTES",
+    "NO_ID",
     "Aborted",
     "Cancelled",
     "Completed",
@@ -127,6 +143,9 @@ def new_incarnation_id() -> str:
 
 
 class OperationKind(enum.StrEnum):
+    """What an operation is; decides which methods apply (only ``MOB_MEMBER_CHILD`` takes
+    ``peer_ready``). ``BACKGROUND_TOOL_OP`` is the default of :class:`OperationSpec`."""
+
     MOB_MEMBER_CHILD = "mob_member_child"
     BACKGROUND_TOOL_OP = "background_tool_op"
     BACKGROUND_TOOL_CAPACITY_SLOT = "background_tool_capacity_slot"
@@ -134,6 +153,12 @@ class OperationKind(enum.StrEnum):
 
 
 class OperationStatus(enum.StrEnum):
+    """Where an operation is in its lifecycle (docs/semantics.md, "States").
+
+    ``PROVISIONING``, ``RUNNING`` and ``RETIRING`` are live; every other status is
+    terminal and final.
+    """
+
     PROVISIONING = "provisioning"
     RUNNING = "running"
     RETIRING = "retiring"
@@ -146,6 +171,7 @@ class OperationStatus(enum.StrEnum):
 
     @property
     def is_terminal(self) -> bool:
+        """True for a status an operation never leaves (completed, failed, ...)."""
         return self not in _NON_TERMINAL
 
 
@@ -166,115 +192,42 @@ def _enum(enum_type: type[E], value: object, what: str) -> E:
         raise InvalidArgument(f"{what} must be one of {allowed}; got {value!r}") from None
 
 
-# --- caps on text fields --------------------------------------------------------------
-# Every string a caller can make the registry keep is capped, in UTF-8 bytes, so that
-# retained state, feed entries and replies stay bounded (a registry keeps up to
-# max_completed operations plus max(4 x max_completed, 1024) feed entries). The
-# result's content is the largest and stays well under the 1 MiB frame limit.
+#: The id of an :class:`OperationResult` built without one: ``complete_operation(op, result)``
+#: (``OpsRegistry``, ``RegistryClient``) reads it as ``op``'s id before sending.
+NO_ID: Final = OperationId("00000000-0000-0000-0000-000000000000")
 
-#: names and labels: display_name, peer_name
-MAX_NAME_BYTES: Final = 1024
-#: identifiers: owner_session_id, child_session_id, source_label, peer_id, run_id
-MAX_ID_BYTES: Final = 256
-#: peer address (a URL)
-MAX_ADDRESS_BYTES: Final = 1024
-#: reasons (Aborted, Cancelled, Terminated) and progress messages
-MAX_REASON_BYTES: Final = 4096
-#: Failed.error (room for a traceback)
-MAX_ERROR_BYTES: Final = 64 * 1024
-#: OperationResult.content
-MAX_CONTENT_BYTES: Final = 128 * 1024
+#: The kind an :class:`OperationSpec` gets when the caller names none: the common case,
+#: a piece of work run in the background (what ``WorkerPool`` registers).
+DEFAULT_KIND: Final = OperationKind.BACKGROUND_TOOL_OP
 
 
-_trusted = threading.local()
+class OperationSpec(msgspec.Struct, frozen=True, kw_only=True, metaclass=_DefaultsInPython):
+    """What a caller registers: an operation's id, kind, owner and labels.
 
+    Only ``owner_session_id`` must be given (keyword arguments only). Left out:
+    ``id`` is a fresh :meth:`OperationId.new`, ``kind`` is ``BACKGROUND_TOOL_OP``,
+    ``display_name`` and ``source_label`` are ``""``. These defaults are for Python
+    callers: on the wire every field of docs/protocol.md §4 marked required still is,
+    and the encoding is unchanged (a map of every field, in declaration order).
 
-class trusted_values:
-    """Within it, this thread decodes values over their caps instead of refusing them.
-
-    For what this system wrote itself and must read back even if an older version
-    kept longer text: its own store, a server's replies to a client. Never for input.
+    >>> spec = OperationSpec(owner_session_id="s1", display_name="resize images")
+    >>> spec.kind.value, spec.id == OperationSpec(id=spec.id, owner_session_id="s1").id
+    ('background_tool_op', True)
     """
 
-    def __enter__(self) -> None:
-        _trusted.depth = getattr(_trusted, "depth", 0) + 1
-
-    def __exit__(self, *exc: object) -> None:
-        _trusted.depth -= 1
-
-
-def check_text(value: object, what: str, limit: int) -> str:
-    """``value`` if it is a string of at most ``limit`` UTF-8 bytes, else ``InvalidArgument``."""
-    if value.__class__ is str and len(value) * 4 <= limit:  # short: fits whatever it holds
-        return value
-    if not isinstance(value, str):
-        raise InvalidArgument(f"{what} must be a string, got {type(value).__name__}")
-    # len() counts code points (at most 4 UTF-8 bytes each): encode only when it matters.
-    n = len(value)
-    if (
-        n * 4 > limit
-        and (n > limit or len(value.encode("utf-8", "surrogatepass")) > limit)
-        and not getattr(_trusted, "depth", 0)
-    ):
-        raise InvalidArgument(f"{what} is too long (limit: {limit} bytes of UTF-8)")
-    return value
-
-
-def _opt_capped(value: object, what: str, limit: int) -> str | None:
-    return None if value is None else check_text(value, what, limit)
-
-
-def failure_text(error: str | BaseException) -> str:
-    """The text ``fail_operation`` stores for ``error``: a string as given; an exception as
-    Python prints it uncaught (``traceback.format_exception``: the traceback when it was
-    raised, chained causes included, ending with ``Type: message``), without the final
-    newline. Beyond ``MAX_ERROR_BYTES`` the oldest lines give way to a marker line, so
-    the innermost frames and the message are always kept.
-    """
-    if not isinstance(error, BaseException):
-        return error
-    return clip_text("".join(traceback.format_exception(error)).rstrip("\n"), MAX_ERROR_BYTES)
-
-
-def clip_text(text: str, limit: int) -> str:
-    """``text`` if it fits ``limit`` UTF-8 bytes, else its end (from a line start where
-    there is one) behind a ``[... N bytes cut ...]`` line: for tracebacks and logs,
-    whose last lines matter most."""
-    data = text.encode("utf-8", "surrogatepass")
-    if len(data) <= limit:
-        return text
-    tail = data[-(limit - 64) :].decode("utf-8", "ignore")
-    newline = tail.find("\n")
-    if 0 <= newline < len(tail) // 2:
-        tail = tail[newline + 1 :]
-    return f"[... {len(data) - len(tail.encode('utf-8', 'surrogatepass'))} bytes cut ...]\n{tail}"
-
-
-def _count(value: object, what: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise InvalidArgument(f"{what} must be a non-negative integer, got {value!r}")
-    return value
-
-
-def _has_control(text: str) -> bool:
-    return any(unicodedata.category(ch) == "Cc" for ch in text)
-
-
-class OperationSpec(msgspec.Struct, frozen=True):
-    """What a caller registers.
-
-    >>> spec = OperationSpec(id=OperationId.new(), kind=OperationKind.BACKGROUND_TOOL_OP,
-    ...                      owner_session_id="s1", display_name="x", source_label="test")
-    >>> spec.kind.value
-    'background_tool_op'
-    """
-
-    id: OperationId
-    kind: OperationKind
+    #: the operation's id; a fresh UUIDv7 when left out (read it back as ``spec.id``)
+    id: OperationId = _python_default("id", OperationId.new)
+    #: what kind of operation this is; ``BACKGROUND_TOOL_OP`` when left out
+    kind: OperationKind = _python_default("kind", lambda: DEFAULT_KIND)
+    #: who owns it: ``terminate_owner`` and ``list_operations(owner_session_id=...)`` use it
     owner_session_id: str
-    display_name: str
-    source_label: str
+    #: a name for people (listings sort by it); ``""`` when left out
+    display_name: str = _python_default("display_name", str)
+    #: where it came from (a tool, a pool, a test); ``""`` when left out
+    source_label: str = _python_default("source_label", str)
+    #: the child session a ``MOB_MEMBER_CHILD`` operation provisions, if any
     child_session_id: str | None = None
+    #: whether the operation expects ``peer_ready`` (a peer handoff) before it ends
     expect_peer_channel: bool = False
     #: Tie the operation to the liveness of the client that registers it over a server:
     #: when the server gives up on that client, the operation ends
@@ -295,11 +248,26 @@ class OperationSpec(msgspec.Struct, frozen=True):
             raise InvalidArgument("lease must be a bool")
 
 
-class OperationResult(msgspec.Struct, frozen=True):
-    id: OperationId
+class OperationResult(msgspec.Struct, frozen=True, kw_only=True, metaclass=_DefaultsInPython):
+    """What a completed operation returned: ``content`` (text) and a few counters.
+
+    ``id`` may be left out: ``complete_operation(op, OperationResult(content="ok"))``
+    means ``op``'s id. An explicit id that is not the operation's is refused
+    (``InvalidArgument``). On the wire ``id`` stays required.
+
+    >>> OperationResult(content="ok").for_operation(OperationId("01890a5d-ac96-774b-bcce-b302099a8057")).id
+    OperationId('01890a5d-ac96-774b-bcce-b302099a8057')
+    """
+
+    #: the operation's id; :data:`NO_ID` (meaning "the operation's") when left out
+    id: OperationId = _python_default("id", lambda: NO_ID)
+    #: the result as text (a pool call stores ``repr(value)[:4096]``); at most 128 KiB
     content: str
+    #: whether ``content`` describes an error the operation reported as its result
     is_error: bool = False
+    #: how long the operation ran, in milliseconds
     duration_ms: int = 0
+    #: tokens the operation used, if it counts them
     tokens_used: int = 0
 
     def __post_init__(self) -> None:
@@ -309,6 +277,12 @@ class OperationResult(msgspec.Struct, frozen=True):
             raise InvalidArgument("is_error must be a bool")
         _count(self.duration_ms, "duration_ms")
         _count(self.tokens_used, "tokens_used")
+
+    def for_operation(self, op_id: OperationId) -> OperationResult:
+        """This result with ``op_id`` as its id if it was built without one."""
+        if self.id != NO_ID:
+            return self
+        return msgspec.structs.replace(self, id=OperationId(op_id))
 
 
 class OperationProgressUpdate(msgspec.Struct, frozen=True):
@@ -355,6 +329,8 @@ class OperationTerminalOutcome(msgspec.Struct, frozen=True, tag_field="outcome")
 
 
 class Completed(OperationTerminalOutcome, frozen=True, tag="completed"):
+    """The operation completed with ``result`` (``complete_operation``)."""
+
     result: OperationResult
     status: ClassVar[OperationStatus] = OperationStatus.COMPLETED
 
@@ -364,6 +340,9 @@ class Completed(OperationTerminalOutcome, frozen=True, tag="completed"):
 
 
 class Failed(OperationTerminalOutcome, frozen=True, tag="failed"):
+    """The operation failed; ``error`` is its text (for an exception, its traceback
+    ending ``Type: message``; ``fail_operation``, ``provisioning_failed``)."""
+
     error: str
     status: ClassVar[OperationStatus] = OperationStatus.FAILED
 
@@ -372,6 +351,8 @@ class Failed(OperationTerminalOutcome, frozen=True, tag="failed"):
 
 
 class Aborted(OperationTerminalOutcome, frozen=True, tag="aborted"):
+    """Provisioning was abandoned (``abort_provisioning``), with an optional reason."""
+
     reason: str | None = None
     status: ClassVar[OperationStatus] = OperationStatus.ABORTED
 
@@ -380,6 +361,8 @@ class Aborted(OperationTerminalOutcome, frozen=True, tag="aborted"):
 
 
 class Cancelled(OperationTerminalOutcome, frozen=True, tag="cancelled"):
+    """The operation was cancelled (``cancel_operation``), with an optional reason."""
+
     reason: str | None = None
     status: ClassVar[OperationStatus] = OperationStatus.CANCELLED
 
@@ -388,10 +371,14 @@ class Cancelled(OperationTerminalOutcome, frozen=True, tag="cancelled"):
 
 
 class Retired(OperationTerminalOutcome, frozen=True, tag="retired"):
+    """The operation retired (``mark_retired``)."""
+
     status: ClassVar[OperationStatus] = OperationStatus.RETIRED
 
 
 class Terminated(OperationTerminalOutcome, frozen=True, tag="terminated"):
+    """Ended from outside: ``terminate_owner``, a lost lease, a pool closing, a restart."""
+
     reason: str
     status: ClassVar[OperationStatus] = OperationStatus.TERMINATED
 
@@ -406,6 +393,16 @@ Outcome = Completed | Failed | Aborted | Cancelled | Retired | Terminated
 
 
 class OperationLifecycleSnapshot(msgspec.Struct, frozen=True):
+    """One operation's state as ``snapshot`` / ``list_operations`` return it.
+
+    ``status`` and ``terminal_outcome`` (``None`` until it ends), progress
+    (``progress_count``, ``last_progress``), live ``watcher_count``, the peer handle,
+    and times in ms since the epoch (``elapsed_ms`` until now, or until it ended).
+
+    >>> reg.snapshot(op).status  # doctest: +SKIP
+    <OperationStatus.RUNNING: 'running'>
+    """
+
     id: OperationId
     kind: OperationKind
     display_name: str
@@ -449,6 +446,8 @@ class CompletionBatch(msgspec.Struct, frozen=True):
 
 
 class WaitAllSatisfied(msgspec.Struct, frozen=True):
+    """How a ``wait_all`` barrier ended: its request id and member ids, in request order."""
+
     wait_request_id: str
     operation_ids: tuple[OperationId, ...]
 

@@ -18,6 +18,7 @@ from actors.api import RegistryCalls
 from actors.durable import DEFAULT_CALL_TIMEOUT, DurableStore
 from actors.durable import attach as attach_registry
 from actors.errors import (
+    CallTimeout,
     Internal,
     InvalidArgument,
 )
@@ -235,7 +236,7 @@ class OpsRegistry(RegistryCalls):
         try:
             return reply.get(timeout=self.call_timeout)
         except pykka.Timeout:
-            raise Internal(
+            raise CallTimeout(
                 f"registry did not answer {method} within {self.call_timeout}s"
             ) from None
 

@@ -48,6 +48,7 @@ from typing import Any, Final
 
 import msgspec
 
+from actors.errors import OpsregError
 from actors.journal import JournalRecord
 from actors.model import PersistedOpsSnapshot, trusted_values
 from actors.persistence import Append, Commit, FaultPlan, Recovered, StoreLost
@@ -115,7 +116,7 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(f"{type(exc).__name__}: {exc}".split())
 
 
-class StoreError(Exception):
+class StoreError(OpsregError):
     """The store cannot be opened or used; the message is one line meant for a person."""
 
 

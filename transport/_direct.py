@@ -18,7 +18,7 @@ import zmq
 
 from actors import calls
 from transport import codec
-from transport.errors import ServerRestarted, Unavailable
+from transport.errors import CallTimeout, ServerRestarted, Unavailable
 
 __all__ = ["MAX_RESENDS", "DirectPath", "await_reply", "resendable", "send"]
 
@@ -140,7 +140,7 @@ class DirectPath:
             req_id = next(self._ids)
             frame = self._request_frame(req_id, epoch, method, args)
             if not send(sock, frame, self.timeout):
-                raise Unavailable(f"cannot reach {self.endpoint} to send {method}")
+                raise CallTimeout(f"cannot reach {self.endpoint} to send {method}")
             reply = await_reply(sock, req_id, deadline)
             if reply is None:
                 raise self._no_answer(method)

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import signal
 
-from actors.errors import OpsLifecycleError
-from actors.model import OperationId, Outcome
+from actors.errors import OpsregError, OpsTimeout
 from transport._worker_proc import EXIT_NO_MAIN_GUARD, NO_MAIN_GUARD
+from transport.errors import OperationError
 
 __all__ = ["OperationError", "PoolTimeout", "WorkerStartError"]
 
 
-class PoolTimeout(TimeoutError):
+class PoolTimeout(OpsTimeout):
     """``handle.result(timeout=...)`` or ``pool.map(..., timeout=...)`` ran out of time.
 
-    A subclass of the built-in ``TimeoutError``; the call goes on (cancel it to stop it).
+    An ``OpsTimeout``, so a built-in ``TimeoutError``; the call goes on (cancel it to stop it).
     """
 
 
-class WorkerStartError(RuntimeError):
+class WorkerStartError(OpsregError, RuntimeError):
     """The pool's worker processes die before they start; the pool is broken.
 
     Every call still queued fails with this error (its operation ``Failed`` with the same
@@ -29,21 +29,6 @@ class WorkerStartError(RuntimeError):
         self.failures = failures
         self.cause = cause
         super().__init__(f"worker processes could not start ({failures} start failures): {cause}")
-
-
-class OperationError(OpsLifecycleError):
-    """A pool call did not complete; ``outcome`` says how it ended."""
-
-    id: OperationId
-    outcome: Outcome
-    field_names = ("id", "outcome")
-
-    def message(self) -> str:
-        detail = getattr(self.outcome, "error", None) or getattr(self.outcome, "reason", None)
-        head = f"operation {self.id} ended {self.outcome.status.value}"
-        if not detail:
-            return head
-        return f"{head}: {str(detail).splitlines()[0]}"
 
 
 def _describe_exit(code: int | None) -> str:

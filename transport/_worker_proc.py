@@ -23,7 +23,7 @@ from typing import Any
 
 import cloudpickle
 
-from actors.errors import InvalidTransition
+from actors.errors import InvalidTransition, OpsregError
 from actors.model import OperationId, OperationProgressUpdate
 from transport.client import RegistryClient
 
@@ -40,7 +40,7 @@ NO_MAIN_GUARD = (
 )
 
 
-class CallCancelled(Exception):
+class CallCancelled(OpsregError):
     """Raised inside a worker by ``progress()`` once the call has been cancelled."""
 
 

@@ -53,7 +53,7 @@ from transport import codec
 from transport._direct import MAX_RESENDS, DirectPath, resendable
 from transport._outbox import Outbox
 from transport._pending import CLOSE, PING, Close, Pending, Ping
-from transport.errors import ServerRestarted, TooLarge, Unavailable
+from transport.errors import CallTimeout, ServerRestarted, TooLarge, Unavailable
 from transport.pipeline import Pipelining
 
 __all__ = ["RegistryClient"]
@@ -142,6 +142,7 @@ class RegistryClient(DirectPath, Pipelining, RegistryCalls):
     # --- life cycle -----------------------------------------------------------------------------
 
     def close(self) -> None:
+        """Stop the I/O thread and close every socket; pending calls fail ``Unavailable``."""
         if self._closed:
             return
         self._closed = True
@@ -218,7 +219,7 @@ class RegistryClient(DirectPath, Pipelining, RegistryCalls):
 
     def _no_answer(self, method: str) -> Unavailable:
         maybe = "; it may or may not have happened" if calls.changes_state(method) else ""
-        return Unavailable(
+        return CallTimeout(
             f"no answer to {method} from {self.endpoint} within {self.timeout}s{maybe}"
         )
 
@@ -514,7 +515,7 @@ class RegistryClient(DirectPath, Pipelining, RegistryCalls):
             for req_id, p in list(table.items()):
                 if not p.accepted and p.sent_at < horizon:
                     del table[req_id]
-                    self._settle(p, Unavailable(f"no answer to {p.method}"), True)
+                    self._settle(p, CallTimeout(f"no answer to {p.method}"), True)
         if self._parked:
             waiting = now - self.timeout
             expired = [p for p in self._parked if p.born < waiting]
@@ -523,7 +524,7 @@ class RegistryClient(DirectPath, Pipelining, RegistryCalls):
                 self._settle(p, self._not_sent(p.method), True)
 
     def _not_sent(self, method: str) -> Unavailable:
-        return Unavailable(
+        return CallTimeout(
             f"no server answered at {self.endpoint} within {self.timeout}s; {method} was not sent"
         )
 
@@ -548,7 +549,4 @@ class RegistryClient(DirectPath, Pipelining, RegistryCalls):
         try:
             first.get(timeout=self.timeout)
         except pykka.Timeout:
-            raise Unavailable(
-                f"no answer to register_operation from {self.endpoint} within {self.timeout}s"
-                "; it may or may not have happened"
-            ) from None
+            raise self._no_answer("register_operation") from None

@@ -1,11 +1,76 @@
 """Errors that only exist across a wire. Each is an ``OpsLifecycleError`` like the rest,
-so one ``except OpsLifecycleError`` covers everything a registry call can raise."""
+so one ``except OpsLifecycleError`` covers everything a registry call can raise (and
+``except OpsregError`` everything opsreg raises, ``OperationError`` included)."""
 
 from __future__ import annotations
 
-from actors.errors import OpsLifecycleError, Unavailable
+from typing import Any
 
-__all__ = ["Busy", "FeedCursorAhead", "FeedGap", "ServerRestarted", "TooLarge", "Unavailable"]
+from actors.errors import CallTimeout, OpsLifecycleError, OpsregError, OpsTimeout, Unavailable
+from actors.model import OperationId, Outcome
+
+__all__ = [
+    "Busy",
+    "CallTimeout",
+    "FeedCursorAhead",
+    "FeedGap",
+    "OperationError",
+    "OpsTimeout",
+    "OpsregError",
+    "ServerRestarted",
+    "TooLarge",
+    "Unavailable",
+]
+
+
+class OperationError(OpsLifecycleError):
+    """A pool call did not complete; ``outcome`` says how it ended.
+
+    When the call raised, ``error_type`` and ``error_message`` are the remote
+    exception's class name and message (read from the first line of the ``Failed``
+    outcome's text, ``"ValueError: bad input"``), so ``except`` logic can branch on
+    them; both are ``None`` when it was cancelled or terminated or the worker died.
+
+    >>> from actors import Failed, OperationId
+    >>> err = OperationError(OperationId.new(), Failed("ValueError: bad input"))
+    >>> err.error_type, err.error_message
+    ('ValueError', 'bad input')
+    """
+
+    id: OperationId
+    outcome: Outcome
+    field_names = ("id", "outcome")
+
+    def message(self) -> str:
+        detail = getattr(self.outcome, "error", None) or getattr(self.outcome, "reason", None)
+        head = f"operation {self.id} ended {self.outcome.status.value}"
+        if not detail:
+            return head
+        return f"{head}: {str(detail).splitlines()[0]}"
+
+    def _raised(self) -> tuple[str, str] | None:
+        error: Any = getattr(self.outcome, "error", None)
+        if not isinstance(error, str) or not error:
+            return None
+        first = error.splitlines()[0]
+        name, sep, text = first.partition(": ")
+        if not sep:
+            name, text = first.removesuffix(":"), ""
+        if not name.replace(".", "").replace("_", "").isalnum() or not name[0].isalpha():
+            return None
+        return name, text
+
+    @property
+    def error_type(self) -> str | None:
+        """The remote exception's class name (``"ValueError"``), or ``None``."""
+        raised = self._raised()
+        return raised[0] if raised else None
+
+    @property
+    def error_message(self) -> str | None:
+        """The remote exception's message (``str(exc)``, its first line), or ``None``."""
+        raised = self._raised()
+        return raised[1] if raised else None
 
 
 class Busy(OpsLifecycleError):

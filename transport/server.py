@@ -142,6 +142,7 @@ class RegistryServer:
     # --- life cycle --------------------------------------------------------------------------
 
     def start(self) -> RegistryServer:
+        """Open the stores, bind the sockets and start serving; returns ``self``."""
         cfg = self.config
         try:
             on_commit = None
@@ -231,6 +232,7 @@ class RegistryServer:
         self.feed_endpoint = pub.getsockopt_string(zmq.LAST_ENDPOINT)
 
     def stop(self) -> None:
+        """Stop serving: end the I/O thread, its registries and their stores."""
         self._stop.set()
         if self._thread is not None:
             self.outbox.wake()
