@@ -36,7 +36,7 @@ from actors.model import (
 )
 from actors.paging import DEFAULT_PAGE
 
-__all__ = ["PageKey", "RegistryCalls", "page_key"]
+__all__ = ["PageKey", "RegistryCalls", "id_list", "page_key"]
 
 
 def page_key(snapshot: OperationLifecycleSnapshot) -> PageKey:
@@ -44,7 +44,7 @@ def page_key(snapshot: OperationLifecycleSnapshot) -> PageKey:
     return (snapshot.display_name, snapshot.id)
 
 
-def _id_list(ids: Sequence[OperationId], method: str) -> list[OperationId]:
+def id_list(ids: Sequence[OperationId], method: str) -> list[OperationId]:
     # A string is a Sequence too: list("abc") would wait on its characters.
     if isinstance(ids, str | bytes | bytearray | memoryview):
         raise InvalidArgument(
@@ -193,7 +193,7 @@ class RegistryCalls:
         >>> result = reg.wait_all("batch-1", [a, b]).get(timeout=30)  # doctest: +SKIP
         """
         check_text(run_id, "run_id", MAX_ID_BYTES)
-        return self._call("wait_all", run_id, _id_list(ids, "wait_all"))  # type: ignore[no-any-return]
+        return self._call("wait_all", run_id, id_list(ids, "wait_all"))  # type: ignore[no-any-return]
 
     def cancel_wait_all(self) -> bool:
         """Clear the active barrier; its future fails with ``WaitCancelled``. False if none."""
@@ -204,7 +204,7 @@ class RegistryCalls:
 
         >>> done_id, outcome = reg.wait_any([a, b]).get(timeout=5)  # doctest: +SKIP
         """
-        return self._call("wait_any", _id_list(ids, "wait_any"))  # type: ignore[no-any-return]
+        return self._call("wait_any", id_list(ids, "wait_any"))  # type: ignore[no-any-return]
 
     def list_since(self, after_seq: int, limit: int | None = None) -> CompletionBatch:
         """Feed entries after ``after_seq``, the watermark and what retention dropped.

@@ -25,7 +25,8 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from actors.api import _id_list, page_key
+from actors import calls
+from actors.api import RegistryCalls, id_list, page_key
 from actors.calls import PageKey
 from actors.futures import OpsFuture
 from actors.model import (
@@ -270,7 +271,7 @@ class AsyncRegistryClient:
         self, run_id: str, ids: Sequence[OperationId]
     ) -> asyncio.Future[WaitAllResult]:
         check_text(run_id, "run_id", MAX_ID_BYTES)
-        return await self._wait("wait_all", run_id, _id_list(ids, "wait_all"))
+        return await self._wait("wait_all", run_id, id_list(ids, "wait_all"))
 
     async def cancel_wait_all(self) -> bool:
         return await self._call("cancel_wait_all")  # type: ignore[no-any-return]
@@ -278,7 +279,7 @@ class AsyncRegistryClient:
     async def wait_any(
         self, ids: Sequence[OperationId]
     ) -> asyncio.Future[tuple[OperationId, Outcome]]:
-        return await self._wait("wait_any", _id_list(ids, "wait_any"))
+        return await self._wait("wait_any", id_list(ids, "wait_any"))
 
     async def list_since(self, after_seq: int, limit: int | None = None) -> CompletionBatch:
         """As ``RegistryCalls.list_since``: without ``limit``, every entry up to the first
@@ -310,3 +311,15 @@ class AsyncRegistryClient:
 
     async def diagnostic_snapshot(self) -> DiagnosticSnapshot:
         return await self._call("diagnostic_snapshot")  # type: ignore[no-any-return]
+
+
+def _document() -> None:
+    """Each coroutine's docstring is the shared surface's, for ``help()`` and editors."""
+    for name in calls.METHODS:
+        method = getattr(AsyncRegistryClient, name)
+        if not method.__doc__:
+            shared = getattr(RegistryCalls, name).__doc__ or ""
+            method.__doc__ = f"Coroutine of ``RegistryCalls.{name}``.\n\n{shared}"
+
+
+_document()

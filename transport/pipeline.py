@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from actors.api import _id_list
+from actors import calls
+from actors.api import RegistryCalls, id_list
 from actors.calls import PageKey
 from actors.futures import OpsFuture
 from actors.model import (
@@ -174,7 +175,7 @@ class Pipeline:
         self, run_id: str, ids: Sequence[OperationId]
     ) -> OpsFuture[OpsFuture[WaitAllResult]]:
         check_text(run_id, "run_id", MAX_ID_BYTES)
-        return self._send("wait_all", run_id, _id_list(ids, "wait_all"))
+        return self._send("wait_all", run_id, id_list(ids, "wait_all"))
 
     def cancel_wait_all(self) -> OpsFuture[bool]:
         return self._send("cancel_wait_all")
@@ -182,7 +183,7 @@ class Pipeline:
     def wait_any(
         self, ids: Sequence[OperationId]
     ) -> OpsFuture[OpsFuture[tuple[OperationId, Outcome]]]:
-        return self._send("wait_any", _id_list(ids, "wait_any"))
+        return self._send("wait_any", id_list(ids, "wait_any"))
 
     def list_since(self, after_seq: int, limit: int | None = None) -> OpsFuture[CompletionBatch]:
         """One page (the server's default size without ``limit``)."""
@@ -199,3 +200,18 @@ class Pipeline:
 
     def diagnostic_snapshot(self) -> OpsFuture[DiagnosticSnapshot]:
         return self._send("diagnostic_snapshot")
+
+
+def _document() -> None:
+    """Each method's docstring says what it returns, then the shared surface's text."""
+    for name in calls.METHODS:
+        method = getattr(Pipeline, name)
+        if not method.__doc__:
+            shared = getattr(RegistryCalls, name).__doc__ or ""
+            method.__doc__ = (
+                f"Send ``{name}`` now; an ``OpsFuture`` of its answer (see "
+                f"``RegistryCalls.{name}``).\n\n{shared}"
+            )
+
+
+_document()
