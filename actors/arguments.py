@@ -73,7 +73,7 @@ def after_seq(value: Any) -> int:
     return value
 
 
-def _outcome(method: str, args: tuple[Any, ...]) -> Outcome:
+def _outcome(method: str, op_id: OperationId, args: tuple[Any, ...]) -> Outcome:
     if method in ("provisioning_failed", "fail_operation"):
         return Failed(text(args[0], "error"))
     if method == "complete_operation":
@@ -81,7 +81,9 @@ def _outcome(method: str, args: tuple[Any, ...]) -> Outcome:
             raise InvalidArgument(
                 f"complete_operation needs an OperationResult, got {type(args[0]).__name__}"
             )
-        return Completed(args[0])
+        # A result built without an id (``NO_ID``) is this operation's, whichever way
+        # it came: in process, over the wire, pipelined or from asyncio.
+        return Completed(args[0].for_operation(op_id))
     if method == "abort_provisioning":
         return Aborted(_reason(args[0] if args else None))
     if method == "cancel_operation":
@@ -93,7 +95,8 @@ def _outcome(method: str, args: tuple[Any, ...]) -> Outcome:
 
 def terminal(method: str, op_id: Any, *args: Any) -> tuple[OperationId, str, Outcome]:
     """``(id, action, outcome)`` for a terminal call on one operation, its arguments checked."""
-    return OperationId(op_id), TERMINAL_ACTIONS[method], _outcome(method, args)
+    op = OperationId(op_id)
+    return op, TERMINAL_ACTIONS[method], _outcome(method, op, args)
 
 
 def terminated(reason: Any) -> tuple[str, Outcome]:

@@ -128,7 +128,15 @@ def _bridge(source: OpsFuture[T], loop: asyncio.AbstractEventLoop) -> asyncio.Fu
             loop.call_soon_threadsafe(_copy, f, target)
 
     source.add_done_callback(wake)
+    # Whoever awaits it gets the error; if nobody does any more (its task was cancelled,
+    # or the client closed under it), asyncio must not log it as "never retrieved".
+    target.add_done_callback(_retrieved)
     return target
+
+
+def _retrieved(f: asyncio.Future[Any]) -> None:
+    if not f.cancelled():
+        f.exception()
 
 
 class AsyncRegistryClient:

@@ -124,3 +124,30 @@ def test_over_the_wire_defaults_and_a_mismatched_id_stays_refused(
         assert isinstance(outcome, Completed)
         assert outcome.result.id == spec.id and outcome.result.content == "ok"
         assert cli.snapshot(spec.id).kind is OperationKind.BACKGROUND_TOOL_OP
+
+
+def test_an_id_less_result_is_the_operations_on_every_path(server: RegistryServer) -> None:
+    """The nil-UUID id means "this operation's" in the rules, so the async client, a
+    pipeline and raw ``submit`` need not fill it in themselves."""
+    import asyncio
+
+    from transport import AsyncRegistryClient
+
+    with RegistryClient(server.endpoint, timeout=10) as cli:
+        specs = [OperationSpec(owner_session_id="defaults") for _ in range(3)]
+        for spec in specs:
+            cli.register_operation(spec)
+            cli.provisioning_succeeded(spec.id)
+        with cli.pipeline() as p:
+            p.complete_operation(specs[0].id, OperationResult(content="pipelined"))
+        cli.submit("complete_operation", specs[1].id, OperationResult(content="raw")).get(10)
+
+        async def finish() -> None:
+            async with AsyncRegistryClient(server.endpoint, timeout=10) as acli:
+                await acli.complete_operation(specs[2].id, OperationResult(content="async"))
+
+        asyncio.run(finish())
+        for spec in specs:
+            snap = cli.snapshot(spec.id)
+            assert snap is not None and snap.terminal_outcome is not None
+            assert snap.terminal_outcome.result.id == spec.id  # type: ignore[union-attr]
