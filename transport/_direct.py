@@ -4,7 +4,7 @@ A synchronous call that returns no future skips the I/O thread (``transport.clie
 ``DirectPath`` gives each calling thread a socket of its own, sends one frame and
 waits for the reply with that request id. The free functions below work on a socket
 the caller owns and decide nothing about errors, so the client words every refusal
-in one place (its ``_no_answer``, ``_not_sent``, ``_request_frame``).
+in one place (its ``no_answer``, ``_not_sent``, ``_request_frame``).
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ class DirectPath:
     def _request_frame(self, req_id: int, epoch: str, method: str, args: tuple[Any, ...]) -> bytes:
         raise NotImplementedError
 
-    def _no_answer(self, method: str) -> Unavailable:
+    def no_answer(self, method: str) -> Unavailable:
         raise NotImplementedError
 
     def _ping_soon(self) -> None:
@@ -143,7 +143,7 @@ class DirectPath:
                 raise CallTimeout(f"cannot reach {self.endpoint} to send {method}")
             reply = await_reply(sock, req_id, deadline)
             if reply is None:
-                raise self._no_answer(method)
+                raise self.no_answer(method)
             if reply.status == codec.OK:
                 return codec.decode_value(method, reply.payload)
             error = codec.decode_error(reply.payload)

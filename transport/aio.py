@@ -172,7 +172,7 @@ class AsyncRegistryClient:
         try:
             return await asyncio.wait_for(_bridge(first, loop), self.timeout)
         except TimeoutError:
-            raise self.sync._no_answer(method) from None
+            raise self.sync.no_answer(method) from None
 
     async def _wait(self, method: str, *args: Any) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
@@ -180,7 +180,7 @@ class AsyncRegistryClient:
         try:
             value = await asyncio.wait_for(asyncio.shield(_bridge(first, loop)), self.timeout)
         except TimeoutError:
-            raise self.sync._no_answer(method) from None
+            raise self.sync.no_answer(method) from None
         except asyncio.CancelledError:
             first.add_done_callback(self._drop_when_accepted)
             raise

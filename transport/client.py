@@ -197,7 +197,7 @@ class RegistryClient(DirectPath, Pipelining, RegistryCalls):
         try:
             return first.get(timeout=self.timeout)
         except pykka.Timeout:
-            raise self._no_answer(method) from None
+            raise self.no_answer(method) from None
 
     def _await_epoch(self, method: str, deadline: float) -> str:
         """The first epoch, waited for: a state-changing request must name an incarnation."""
@@ -217,7 +217,9 @@ class RegistryClient(DirectPath, Pipelining, RegistryCalls):
     def _ping_soon(self) -> None:
         self._outbox.put(PING)
 
-    def _no_answer(self, method: str) -> Unavailable:
+    def no_answer(self, method: str) -> Unavailable:
+        """The error for a ``method`` call that got no answer in ``timeout`` (a ``CallTimeout``:
+        an ``Unavailable`` and a ``TimeoutError``; a state-changing call may have happened)."""
         maybe = "; it may or may not have happened" if calls.changes_state(method) else ""
         return CallTimeout(
             f"no answer to {method} from {self.endpoint} within {self.timeout}s{maybe}"
@@ -549,4 +551,4 @@ class RegistryClient(DirectPath, Pipelining, RegistryCalls):
         try:
             first.get(timeout=self.timeout)
         except pykka.Timeout:
-            raise self._no_answer("register_operation") from None
+            raise self.no_answer("register_operation") from None

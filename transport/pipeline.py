@@ -97,7 +97,7 @@ class Pipeline:
             try:
                 f.get(timeout=max(0.0, deadline - time.monotonic()))
             except pykka.Timeout:
-                first = first or self.client._no_answer(method)
+                first = first or self.client.no_answer(method)
             except Exception as exc:
                 first = first or exc
         if first is not None:
