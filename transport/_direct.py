@@ -89,6 +89,7 @@ class DirectPath:
         raise NotImplementedError
 
     def no_answer(self, method: str) -> Unavailable:
+        """The error for a ``method`` call that got no answer in time (the client's)."""
         raise NotImplementedError
 
     def _ping_soon(self) -> None:
