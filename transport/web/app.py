@@ -113,7 +113,8 @@ class Gateway:
 
 
 def _json(value: Any, status: int = 200) -> Response:
-    return Response(jsonio.encode_json(value), status, media_type="application/json")
+    # A newline at the end: `curl` output stays one answer per line.
+    return Response(jsonio.encode_json(value) + b"\n", status, media_type="application/json")
 
 
 def _error(exc: BaseException) -> Response:
