@@ -284,6 +284,23 @@ def test_paging_over_ten_thousand_operations(tmp_path: Any) -> None:
         status, page = http.get("/v1/registries/default/operations?name=op-0999&limit=50")
         assert [s["display_name"] for s in page["items"]] == [f"op-0999{i}" for i in range(10)]
         assert page["next"] is None
+        newest: list[str] = []
+        after = ""
+        while True:  # newest first: by id, a UUIDv7, so by registration
+            status, page = http.get(
+                f"/v1/registries/default/operations?order=newest&limit=1000{after}"
+            )
+            newest += [s["id"] for s in page["items"]]
+            if page["next"] is None:
+                break
+            after = f"&after={page['next']}"
+        assert newest == [str(s.id) for s in reversed(specs)]
+        status, page = http.get("/v1/registries/default/operations?order=oldest&name=op-00&limit=3")
+        assert [s["display_name"] for s in page["items"]] == ["op-00000", "op-00001", "op-00002"]
+        assert error_of(http.get("/v1/registries/default/operations?order=up")) == (
+            422,
+            "InvalidArgument",
+        )
     finally:
         gateway.stop()
         server.stop()

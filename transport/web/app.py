@@ -27,7 +27,7 @@ from starlette.staticfiles import StaticFiles
 
 from actors.calls import METHODS
 from actors.errors import InvalidArgument, OpsLifecycleError
-from actors.model import NO_ID, OperationKind, OperationStatus
+from actors.model import OperationKind, OperationStatus
 from actors.paging import MAX_PAGE
 from transport.aio import AsyncRegistryClient
 from transport.web import jsonio, openapi, sse
@@ -249,19 +249,17 @@ async def list_operations(request: Request) -> Response:
     status = _enum(OperationStatus, q.get("status"), "status")
     kind = _enum(OperationKind, q.get("kind"), "kind")
     owner = q.get("owner") or None
-    prefix = q.get("name") or ""
+    prefix = q.get("name") or None
+    order = q.get("order") or None
     limit = _limit(q.get("limit"))
     after = jsonio.decode_cursor(q["after"]) if q.get("after") else None
-    if after is None and prefix:
-        after = (prefix, NO_ID)  # the registry's order starts the prefix's run here
     client = await gw.client(request.path_params["registry"])
-    page, watermark = await asyncio.gather(
-        client.list_operations(owner, status, kind, limit, after), client.watermark()
+    items, watermark = await asyncio.gather(
+        client.list_operations(owner, status, kind, limit, after, prefix, order),
+        client.watermark(),
     )
-    items = [s for s in page if s.display_name.startswith(prefix)]
-    more = len(page) == limit and len(items) == len(page)
-    last = items[-1] if items else None
-    cursor = jsonio.encode_cursor(last.display_name, last.id) if more and last else None
+    last = items[-1] if len(items) == limit else None
+    cursor = None if last is None else jsonio.encode_cursor(last.display_name, last.id)
     return _json({"items": items, "next": cursor, "watermark": watermark})
 
 
