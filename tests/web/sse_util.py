@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from actors import OperationId, OperationKind, OperationResult, OperationSpec
+from actors.errors import OpsregError
 from transport import RegistryClient
 from transport.aio import AsyncRegistryClient
 from transport.cli.ready import await_ready, write_ready_file
@@ -60,7 +61,8 @@ class MiniGateway:
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HttpError)
+    if not isinstance(exc, HttpError):  # the registry's own errors: only 503 happens here
+        exc = HttpError(503, type(exc).__name__, str(exc), {})
     body = {"error": {"class": exc.cls, "message": exc.message, "fields": exc.fields}}
     return JSONResponse(body, exc.status)
 
@@ -69,7 +71,7 @@ def mini_app(config: GatewayConfig) -> Starlette:
     gateway = MiniGateway(config)
     app = Starlette(
         routes=[Route("/v1/registries/{registry}/feed", sse.feed)],
-        exception_handlers={HttpError: _http_error},
+        exception_handlers={HttpError: _http_error, OpsregError: _http_error},
     )
     app.state.gateway = gateway
     return app

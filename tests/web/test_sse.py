@@ -248,3 +248,21 @@ def test_a_stream_that_never_reads_does_not_grow_the_gateway(tmp_path: Path) -> 
     finally:
         gateway.stop()
         server.stop()
+
+
+def test_a_stream_with_a_cursor_starts_while_the_server_is_down(
+    served: tuple[ServerProcess, Gateway],
+) -> None:
+    server, gateway = served
+    produce(server, 20)
+    server.kill9()
+    stream = SseStream(gateway.port, FEED, {"Last-Event-ID": "10"}, timeout=60)
+    assert hello(stream).json() == {"watermark": None, "after": 10}
+    oldest = SseStream(gateway.port, FEED + "?start=oldest")
+    assert oldest.status == 503  # where "oldest" is cannot be known now
+    assert json.loads(oldest.body())["error"]["class"] in ("Unavailable", "CallTimeout")
+    oldest.close()
+    server.start()
+    produce(server, 5)
+    assert completions(stream, 15) == list(range(11, 26))
+    stream.close()
