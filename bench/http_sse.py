@@ -195,11 +195,14 @@ def gateway_cmd(endpoint: str, feed_endpoint: str, ready_file: str) -> list[str]
     return [
         sys.executable,
         "-m",
-        "tests.web.sse_util",
+        "transport.cli",
+        "web",
         "--endpoint",
         endpoint,
         "--feed-endpoint",
         feed_endpoint,
+        "--http",
+        "127.0.0.1:0",
         "--ready-file",
         ready_file,
     ]

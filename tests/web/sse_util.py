@@ -2,84 +2,34 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
 import json
-import os
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from actors import OperationId, OperationKind, OperationResult, OperationSpec
-from actors.errors import OpsregError
 from transport import RegistryClient
-from transport.aio import AsyncRegistryClient
-from transport.cli.ready import await_ready, write_ready_file
-from transport.web import sse
+from transport.cli.ready import await_ready
+from transport.web import create_app
 from transport.web.config import GatewayConfig
-from transport.web.errors import HttpError
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class MiniGateway:
-    """The shape of ``transport.web.app.Gateway`` the feed uses (one client per registry)."""
-
-    def __init__(self, config: GatewayConfig) -> None:
-        self.config = config
-        self.clients: dict[str, AsyncRegistryClient] = {}
-
-    async def client(self, registry: str) -> AsyncRegistryClient:
-        if not self.config.offers(registry):
-            raise HttpError(404, "NotFound", f"no registry {registry!r}", {"registry": registry})
-        if registry not in self.clients:
-            self.clients[registry] = AsyncRegistryClient(
-                self.config.endpoint, registry, self.config.call_timeout
-            )
-        return self.clients[registry]
-
-    def authorize(self, request: Request, *, write: bool) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        for client in self.clients.values():
-            await client.aclose()
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    if not isinstance(exc, HttpError):  # the registry's own errors: only 503 happens here
-        exc = HttpError(503, type(exc).__name__, str(exc), {})
-    body = {"error": {"class": exc.cls, "message": exc.message, "fields": exc.fields}}
-    return JSONResponse(body, exc.status)
-
-
-def mini_app(config: GatewayConfig) -> Starlette:
-    gateway = MiniGateway(config)
-    app = Starlette(
-        routes=[Route("/v1/registries/{registry}/feed", sse.feed)],
-        exception_handlers={HttpError: _http_error, OpsregError: _http_error},
-    )
-    app.state.gateway = gateway
-    return app
-
-
 @dataclass
 class Gateway:
-    """A gateway app served by uvicorn on its own thread and loop, on 127.0.0.1:port."""
+    """The gateway (``create_app``) served as ``start_gateway_thread`` does, its loop at hand."""
 
     config: GatewayConfig
     app: Starlette = field(init=False)
@@ -87,7 +37,7 @@ class Gateway:
     loop: asyncio.AbstractEventLoop = field(init=False)
 
     def __post_init__(self) -> None:
-        self.app = mini_app(self.config)
+        self.app = create_app(self.config)
         self.loop = asyncio.new_event_loop()
         self._server = uvicorn.Server(
             uvicorn.Config(
@@ -95,7 +45,8 @@ class Gateway:
                 host="127.0.0.1",
                 port=0,
                 log_level="warning",
-                lifespan="off",
+                lifespan="on",
+                timeout_graceful_shutdown=2,
                 ws="none",
             )
         )
@@ -110,7 +61,6 @@ class Gateway:
         self.loop.run_until_complete(self._serve())
 
     async def _serve(self) -> None:
-        sse.attach(self.gateway)
         await self._server.serve()
 
     def start(self) -> Gateway:
@@ -127,18 +77,12 @@ class Gateway:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def stop(self) -> None:
+        """As ``GatewayHandle.stop``: ``closing`` first (open feeds end), then uvicorn."""
         if self._thread.is_alive():
-            self.call(sse.detach(self.gateway))
+            self.loop.call_soon_threadsafe(self.gateway.closing.set)
             self._server.should_exit = True
             self._thread.join(10)
-            self.call_after_stop()
-
-    def call_after_stop(self) -> None:
-        loop = asyncio.new_event_loop()
-        try:
-            loop.run_until_complete(self.gateway.aclose())
-        finally:
-            loop.close()
+            assert not self._thread.is_alive(), "the gateway did not stop"
 
 
 @dataclass
@@ -261,17 +205,20 @@ def complete(client: RegistryClient, count: int, name: str = "sse") -> list[Oper
 
 
 class GatewayProcess:
-    """A gateway in a child process; ``port`` and ``pid`` from its ``--ready-file``."""
+    """``opsreg web`` in a child process; ``port`` and ``pid`` from its ``--ready-file``."""
 
     def __init__(self, server: Any, ready_file: Path, heartbeat: float = 15.0) -> None:
         cmd = [
             sys.executable,
             "-m",
-            "tests.web.sse_util",
+            "transport.cli",
+            "web",
             "--endpoint",
             server.endpoint,
             "--feed-endpoint",
             server.feed_endpoint,
+            "--http",
+            "127.0.0.1:0",
             "--sse-heartbeat",
             str(heartbeat),
             "--ready-file",
@@ -303,50 +250,3 @@ class GatewayProcess:
                 self.proc.wait(30)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
-
-
-def _serve_main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--endpoint", required=True)
-    parser.add_argument("--feed-endpoint", required=True)
-    parser.add_argument("--sse-heartbeat", type=float, default=15.0)
-    parser.add_argument("--ready-file", required=True)
-    args = parser.parse_args()
-    config = GatewayConfig(
-        endpoint=args.endpoint,
-        feed_endpoint=args.feed_endpoint,
-        port=0,
-        sse_heartbeat=args.sse_heartbeat,
-    )
-    app = mini_app(config)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        sse.attach(app.state.gateway)
-        yield
-        await sse.detach(app.state.gateway)
-        await app.state.gateway.aclose()
-
-    app.router.lifespan_context = lifespan
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=2
-        )
-    )
-
-    async def serve() -> None:
-        task = asyncio.ensure_future(server.serve())
-        while not server.started:
-            if task.done():
-                return
-            await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        write_ready_file(args.ready_file, {"http": f"http://127.0.0.1:{port}", "pid": os.getpid()})
-        print(f"serving on {port}", flush=True)
-        await task
-
-    asyncio.run(serve())
-
-
-if __name__ == "__main__":
-    _serve_main()

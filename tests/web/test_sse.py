@@ -174,7 +174,7 @@ def test_a_bad_start_is_422(
     stream.close()
 
 
-def test_disconnect_and_detach_end_streams_promptly(
+def test_disconnect_and_closing_end_streams_promptly(
     served: tuple[ServerProcess, Gateway],
 ) -> None:
     server, gateway = served
@@ -186,10 +186,11 @@ def test_disconnect_and_detach_end_streams_promptly(
     assert gateway.call(_streams(gateway)) == 3
     streams[0].close()  # the client goes: its generator ends without waiting for a heartbeat
     assert gateway.call(_streams(gateway, until=2)) == 2
-    gateway.call(sse.detach(gateway.gateway))  # shutdown: the others end cleanly
+    # the gateway stopping (GatewayHandle.stop sets closing first): the others end cleanly
+    gateway.loop.call_soon_threadsafe(gateway.gateway.closing.set)
     for s in streams[1:]:
         assert s.next() is None and s.ended
-    assert gateway.call(_streams(gateway)) == 0
+    assert gateway.call(_streams(gateway, until=0)) == 0
 
 
 async def _streams(gateway: Gateway, until: int | None = None) -> int:
@@ -266,3 +267,33 @@ def test_a_stream_with_a_cursor_starts_while_the_server_is_down(
     produce(server, 5)
     assert completions(stream, 15) == list(range(11, 26))
     stream.close()
+
+
+def test_the_feed_is_a_read_behind_the_token(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data").start()
+    token = "a-token-for-the-feed-tests"
+    config = GatewayConfig(
+        endpoint=server.endpoint,
+        feed_endpoint=server.feed_endpoint,
+        port=0,
+        token=token,
+        reads_need_token=True,
+    )
+    gateway = Gateway(config).start()
+    try:
+        refused = SseStream(gateway.port, FEED)
+        assert refused.status == 401 and refused.headers["www-authenticate"] == "Bearer"
+        assert json.loads(refused.body())["error"]["class"] == "Unauthorized"
+        refused.close()
+        unknown = SseStream(gateway.port, "/v1/registries/other/feed?access_token=" + token)
+        assert unknown.status == 404, unknown.body()
+        unknown.close()
+        for stream in (
+            SseStream(gateway.port, FEED + "?access_token=" + token),  # EventSource's way
+            SseStream(gateway.port, FEED, {"Authorization": "Bearer " + token}),
+        ):
+            assert hello(stream).json() == {"watermark": 0, "after": 0}
+            stream.close()
+    finally:
+        gateway.stop()
+        server.stop()

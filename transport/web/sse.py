@@ -14,8 +14,11 @@ that grows (tests/web/test_sse.py measures it).
 
 Lifetime: ``attach(gateway)`` at startup, ``await detach(gateway)`` at shutdown (it
 closes every hub and ends every open stream with a clean end of body). uvicorn waits
-for open responses *before* the app's shutdown, so a gateway that stops uvicorn calls
-``detach`` first (it may be called twice).
+for open responses *before* the app's shutdown, so ``attach`` also detaches as soon as
+``gateway.closing`` is set (``GatewayHandle.stop`` sets it first); ``detach`` may run twice.
+
+Errors (401, 404, 422, 503) are answered here as the gateway's JSON errors
+(``transport.web.errors``), so the route needs no wrapper.
 """
 
 from __future__ import annotations
@@ -31,14 +34,14 @@ from typing import Any, Final, Protocol
 
 import msgspec
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from actors.errors import OpsregError, Unavailable
+from actors.errors import OpsLifecycleError, OpsregError, Unavailable
 from actors.model import CompletionEntry, enc_hook
 from transport.aio import AsyncRegistryClient
 from transport.web.config import GatewayConfig
-from transport.web.errors import HttpError
+from transport.web.errors import HttpError, body_of, status_of
 from transport.web.feedhub import DEFAULT_CAPACITY, PAGE, FeedHub
 
 __all__ = ["attach", "detach", "feed", "hub_stats"]
@@ -61,6 +64,8 @@ class Gateway(Protocol):
     """What the feed needs of the gateway (``transport.web.app.Gateway``)."""
 
     config: GatewayConfig
+    #: set when the gateway stops: every stream ends
+    closing: asyncio.Event
 
     async def client(self, registry: str) -> AsyncRegistryClient: ...
 
@@ -75,14 +80,24 @@ class _Hubs:
         self.hubs: dict[str, FeedHub] = {}
         self.streams: set[asyncio.Task[None]] = set()
         self.closed = False
+        self.watcher: asyncio.Task[None] | None = None
 
 
 _ATTACHED: weakref.WeakKeyDictionary[Any, _Hubs] = weakref.WeakKeyDictionary()
 
 
 def attach(gateway: Gateway, capacity: int = DEFAULT_CAPACITY) -> None:
-    """Make ``gateway`` ready to serve feeds (each registry's hub keeps ``capacity`` entries)."""
-    _ATTACHED[gateway] = _Hubs(capacity)
+    """Make ``gateway`` ready to serve feeds (each registry's hub keeps ``capacity`` entries).
+
+    Called on the gateway's loop: from then on ``gateway.closing`` detaches it.
+    """
+    hubs = _ATTACHED[gateway] = _Hubs(capacity)
+    hubs.watcher = asyncio.get_running_loop().create_task(_detach_on_closing(gateway))
+
+
+async def _detach_on_closing(gateway: Gateway) -> None:
+    await gateway.closing.wait()
+    await detach(gateway)
 
 
 async def detach(gateway: Gateway) -> None:
@@ -91,6 +106,9 @@ async def detach(gateway: Gateway) -> None:
     if hubs is None:
         return
     hubs.closed = True
+    watcher, hubs.watcher = hubs.watcher, None
+    if watcher is not None and watcher is not asyncio.current_task():
+        watcher.cancel()
     for hub in list(hubs.hubs.values()):
         await hub.close()
     if hubs.streams:
@@ -117,12 +135,20 @@ def hub_stats(gateway: Gateway) -> dict[str, dict[str, int]]:
 
 async def feed(request: Request) -> Response:
     """``GET /v1/registries/{registry}/feed``: the completion feed as ``text/event-stream``."""
+    try:
+        return await _feed(request)
+    except (HttpError, OpsLifecycleError) as exc:
+        headers = {"WWW-Authenticate": "Bearer"} if status_of(exc) == 401 else None
+        return JSONResponse(body_of(exc), status_of(exc), headers=headers)
+
+
+async def _feed(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
     gateway.authorize(request, write=False)
     registry = request.path_params["registry"]
     explicit, source, start = _start(request)
     hubs = _ATTACHED.get(gateway)
-    if hubs is None or hubs.closed:
+    if hubs is None or hubs.closed or gateway.closing.is_set():
         raise HttpError(503, "Unavailable", "the gateway is shutting down", {})
     client = await gateway.client(registry)
     hub = hubs.hubs.get(registry)
