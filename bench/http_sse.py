@@ -1,9 +1,9 @@
 """The completion feed delivered over HTTP Server-Sent Events, against ZeroMQ as the baseline.
 
 One ``opsreg serve`` process and one gateway process (``opsreg web``). Two phases in the
-same run, each with ``--subscribers`` (4) reader processes started at the registry's
-watermark, then one producer completing ``--ops`` operations as fast as it can
-(register, start, complete, pipelined):
+same run, each with ``--subscribers`` (4) reader processes connected at the registry's
+watermark, then ``--producers`` (2) processes completing ``--ops`` operations between
+them as fast as they can (register, start, complete, pipelined):
 
 * ``http``: each reader is a raw HTTP client of ``GET /v1/registries/default/feed``
   (``?after=WATERMARK``), decoding every event's JSON;
@@ -11,14 +11,14 @@ watermark, then one producer completing ``--ops`` operations as fast as it can
 
 A reader counts entries in seq order, gaps (a seq skipped, or an ``event: gap``) and
 duplicates, and reports when it received its last entry. Aggregate entries/s is
-``subscribers x ops`` over the time from the producer's start to the last reader's last
-entry (the same clock, CLOCK_MONOTONIC, in every process). The producer's own rate is
+``subscribers x ops`` over the time from the producers' start to the last reader's last
+entry (one clock, CLOCK_MONOTONIC, in every process). The producers' own rate is
 reported too: it bounds what a live reader can receive. Then ``backlog``: as many new
-readers read the same ``--ops`` entries after they were all completed (from the hub's
-ring and, beyond it, ``list_since`` pages; for ZeroMQ, the subscriber's repair), timed
-from the first entry any of them received to the last one's last. Target: HTTP >= 10,000 entries/s aggregate on 2 cores.
+readers, started together, read the same ``--ops`` entries once all are completed (from
+the hub's ring and, beyond it, ``list_since`` pages; for ZeroMQ, the subscriber's
+repair). Target: HTTP >= 10,000 entries/s aggregate on 2 cores.
 
-    python bench/http_sse.py [--quick] [--ops N] [--subscribers K]
+    python bench/http_sse.py [--quick] [--ops N] [--subscribers K] [--producers P]
 
 Prints exactly one JSON line on stdout; progress goes to stderr.
 """
@@ -43,7 +43,6 @@ import json
 import socket
 import subprocess
 import tempfile
-import time
 from typing import Any
 
 import msgspec
@@ -97,9 +96,17 @@ class Tally:
         }
 
 
+def go() -> None:
+    """Say this process is up, then wait for the word to start (all readers start at once)."""
+    print("ready", flush=True)
+    if sys.stdin.readline().strip() != "go":
+        raise SystemExit("no go")
+
+
 def http_reader(port: int, after: int, count: int) -> dict[str, Any]:
     """Read the SSE feed over a raw socket (chunked body), decoding each entry's JSON."""
     tally = Tally(after, count)
+    go()
     sock = socket.create_connection(("127.0.0.1", port))
     sock.sendall(
         f"GET {FEED}?after={after} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -113,7 +120,7 @@ def http_reader(port: int, after: int, count: int) -> dict[str, Any]:
         raise RuntimeError(head.decode(errors="replace"))
     body = b""
     decode = msgspec.json.decode
-    print("ready", flush=True)
+    print("connected", flush=True)
     while not tally.done:
         # de-chunk what is there
         while True:
@@ -151,8 +158,9 @@ def http_reader(port: int, after: int, count: int) -> dict[str, Any]:
 
 def zmq_reader(endpoint: str, feed_endpoint: str, after: int, count: int) -> dict[str, Any]:
     tally = Tally(after, count)
+    go()
     with FeedSubscriber(endpoint, feed_endpoint, after_seq=after) as feed:
-        print("ready", flush=True)
+        print("connected", flush=True)
         while not tally.done:
             entry = feed.next(timeout=60)
             if entry is None:
@@ -164,8 +172,8 @@ def zmq_reader(endpoint: str, feed_endpoint: str, after: int, count: int) -> dic
 # --- the run ------------------------------------------------------------------------------------
 
 
-def produce(endpoint: str, count: int, chunk: int = 1000) -> float:
-    """Complete ``count`` operations, pipelined; seconds it took."""
+def produce(endpoint: str, count: int, chunk: int = 1000) -> None:
+    """Complete ``count`` operations, pipelined (one producer process)."""
     with RegistryClient(endpoint, timeout=60) as client:
         batches = []
         for start in range(0, count, chunk):
@@ -181,14 +189,14 @@ def produce(endpoint: str, count: int, chunk: int = 1000) -> float:
                 )
                 batch.append((spec, OperationResult(id=op_id, content="ok")))
             batches.append(batch)
-        t0 = time.perf_counter()
+        go()
         for batch in batches:
             with client.pipeline() as p:
                 for spec, result in batch:
                     p.register_operation(spec)
                     p.provisioning_succeeded(spec.id)
                     p.complete_operation(spec.id, result)
-        return time.perf_counter() - t0
+        print(json.dumps({"done_ns": now_ns()}), flush=True)
 
 
 def gateway_cmd(endpoint: str, feed_endpoint: str, ready_file: str) -> list[str]:
@@ -208,63 +216,99 @@ def gateway_cmd(endpoint: str, feed_endpoint: str, ready_file: str) -> list[str]
     ]
 
 
-def readers(
-    kind: str, args: argparse.Namespace, ready: dict[str, Any], port: int, after: int
-) -> list[subprocess.Popen[str]]:
-    """``args.subscribers`` reader processes after seq ``after``, once each said it is ready."""
-    role = [sys.executable, __file__, "--role", kind, "--after", str(after), "--ops", str(args.ops)]
-    role += ["--port", str(port), "--endpoint", ready["endpoint"]]
-    role += ["--feed-endpoint", ready["feed_endpoint"]]
+def spawn(role: list[str], count: int) -> list[subprocess.Popen[str]]:
+    """``count`` processes of ``role``, once each said it is ready (imports done)."""
     procs = [
-        subprocess.Popen(role, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-        for _ in range(args.subscribers)
+        subprocess.Popen(
+            [sys.executable, __file__, *role],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(count)
     ]
-    for r in procs:
-        assert r.stdout is not None
-        if r.stdout.readline().strip() != "ready":
-            raise RuntimeError(f"a {kind} reader did not start")
+    for proc in procs:
+        expect(proc, "ready")
     return procs
 
 
-def results(kind: str, procs: list[subprocess.Popen[str]], t0: int | None) -> dict[str, Any]:
-    """What the readers reported: aggregate entries/s from ``t0`` (None: from the first
-    entry any of them received), gaps, duplicates."""
+def expect(proc: subprocess.Popen[str], word: str) -> None:
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if line != word:
+        raise RuntimeError(f"expected {word!r} from a child, got {line!r}")
+
+
+def start(procs: list[subprocess.Popen[str]]) -> int:
+    """Tell every process to go; the time it was told."""
+    t0 = now_ns()
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    return t0
+
+
+def answers(procs: list[subprocess.Popen[str]]) -> list[dict[str, Any]]:
     out = []
-    for r in procs:
-        assert r.stdout is not None
-        line = r.stdout.readline()
-        r.wait(300)
+    for proc in procs:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        while line and not line.startswith("{"):  # "connected", when not read yet
+            line = proc.stdout.readline()
+        proc.wait(300)
         if not line.startswith("{"):
-            raise RuntimeError(f"a {kind} reader failed (exit {r.returncode})")
+            raise RuntimeError(f"a child failed (exit {proc.returncode})")
         out.append(json.loads(line))
-    start = min(x["first_ns"] for x in out) if t0 is None else t0
-    elapsed = (max(x["last_ns"] for x in out) - start) / 1e9
-    delivered = sum(x["received"] for x in out)
+    return out
+
+
+def summary(tallies: list[dict[str, Any]], t0: int) -> dict[str, Any]:
+    """Aggregate entries/s from ``t0`` to the last reader's last entry, gaps, duplicates."""
+    elapsed = (max(x["last_ns"] for x in tallies) - t0) / 1e9
+    delivered = sum(x["received"] for x in tallies)
     return {
         "entries": delivered,
         "entries_per_s": round(delivered / elapsed, 1),
         "elapsed_s": round(elapsed, 3),
-        "gaps": sum(x["gaps"] for x in out),
-        "duplicates": sum(x["duplicates"] for x in out),
+        "gaps": sum(x["gaps"] for x in tallies),
+        "duplicates": sum(x["duplicates"] for x in tallies),
     }
 
 
 def phase(
     kind: str, args: argparse.Namespace, ready: dict[str, Any], port: int, pids: dict[str, int]
 ) -> dict[str, Any]:
-    """Live readers while the producer runs, then readers of the same entries as a backlog."""
+    """Live readers while the producers run, then readers of the same entries as a backlog."""
     with RegistryClient(ready["endpoint"], timeout=30) as client:
         after = client.watermark()
-    live = readers(kind, args, ready, port, after)
+    reader = ["--role", kind, "--after", str(after), "--ops", str(args.ops), "--port", str(port)]
+    reader += ["--endpoint", ready["endpoint"], "--feed-endpoint", ready["feed_endpoint"]]
+    live = spawn(reader, args.subscribers)
+    start(live)
+    for proc in live:
+        expect(proc, "connected")
+    shares = [
+        args.ops // args.producers + (i < args.ops % args.producers) for i in range(args.producers)
+    ]
+    producers = [
+        spawn(["--role", "producer", "--ops", str(n), "--endpoint", ready["endpoint"]], 1)[0]
+        for n in shares
+    ]
     cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
-    log(f"{kind}: {args.subscribers} readers after seq {after}; producing {args.ops}")
-    t0 = now_ns()
-    produce_s = produce(ready["endpoint"], args.ops)
-    out = results(kind, live, t0)
-    out["producer_ops_per_s"] = round(args.ops / produce_s, 1)
+    log(
+        f"{kind}: {args.subscribers} readers after seq {after}; {args.producers} producers of {args.ops}"
+    )
+    t0 = start(producers)
+    out = summary(answers(live), t0)
+    produced_s = (max(x["done_ns"] for x in answers(producers)) - t0) / 1e9
+    out["producer_ops_per_s"] = round(args.ops / produced_s, 1)
     out["cpu_s"] = {name: round(cpu_seconds(pid) - cpu0[name], 2) for name, pid in pids.items()}
     log(f"{kind}: {args.subscribers} readers of the {args.ops} entries as a backlog")
-    out["backlog"] = results(kind, readers(kind, args, ready, port, after), None)
+    backlog = spawn(reader, args.subscribers)
+    t0 = start(backlog)
+    out["backlog"] = summary(answers(backlog), t0)
     return out
 
 
@@ -273,7 +317,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--ops", type=int, default=20_000)
     parser.add_argument("--subscribers", type=int, default=4)
-    parser.add_argument("--role", choices=("http", "zmq"), help=argparse.SUPPRESS)
+    parser.add_argument("--producers", type=int, default=2)
+    parser.add_argument("--role", choices=("http", "zmq", "producer"), help=argparse.SUPPRESS)
     parser.add_argument("--after", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--endpoint", help=argparse.SUPPRESS)
@@ -281,6 +326,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.role == "http":
         print(json.dumps(http_reader(args.port, args.after, args.ops)), flush=True)
+        return
+    if args.role == "producer":
+        produce(args.endpoint, args.ops)
         return
     if args.role == "zmq":
         out = zmq_reader(args.endpoint, args.feed_endpoint, args.after, args.ops)
@@ -324,6 +372,7 @@ def main() -> None:
         "bench": "http_sse",
         "ops": args.ops,
         "subscribers": args.subscribers,
+        "producers": args.producers,
         "http": http,
         "zmq": zmq,
         "http_over_zmq": round(ratio, 3),
