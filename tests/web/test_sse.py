@@ -7,6 +7,7 @@ import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -206,15 +207,54 @@ def test_the_server_killed_and_restarted_mid_stream(
 ) -> None:
     server, gateway = served
     produce(server, 300)
+    # 1..300 come from list_since pages (the hub starts at 300), the rest from the hub
     stream = SseStream(gateway.port, FEED + "?after=0", timeout=60)
     hello(stream)
-    seqs = completions(stream, 300)
+    seqs = completions(stream, 150)
     server.kill9()
     server.start()  # same ports, same data directory
     produce(server, 300)
-    seqs += completions(stream, 300)
+    seqs += completions(stream, 450)
     assert seqs == list(range(1, 601))
     stream.close()
+
+
+def test_a_hub_behind_retention_restarts_and_streams_see_the_gap(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data", "--max-completed", "16").start()
+    gateway = open_gateway(server)
+    try:
+        produce(server, 10)
+        stream = SseStream(gateway.port, FEED + "?after=0")
+        hello(stream)
+        assert completions(stream, 10) == list(range(1, 11))
+        # the gateway's loop stalls while 1,500 completions pass (the feed keeps 1,024)
+        held, release = threading.Event(), threading.Event()
+
+        def stall() -> None:
+            held.set()
+            release.wait(60)
+
+        gateway.loop.call_soon_threadsafe(stall)
+        assert held.wait(10)
+        try:
+            produce(server, 1500)
+        finally:
+            release.set()
+        gap = stream.next()
+        assert gap is not None and gap.event == "gap", gap
+        assert gap.json() == {"from": 11, "through": 486}
+        assert completions(stream, 1024) == list(range(487, 1511))
+        stats = gateway.call(_stats(gateway))
+        assert stats["hubs"]["default"]["resets"] == 1
+        assert stats["hubs"]["default"]["last"] == 1510
+        stream.close()
+    finally:
+        gateway.stop()
+        server.stop()
+
+
+async def _stats(gateway: Gateway) -> dict[str, Any]:
+    return sse.hub_stats(gateway.gateway)
 
 
 def test_a_stream_that_never_reads_does_not_grow_the_gateway(tmp_path: Path) -> None:

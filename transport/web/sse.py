@@ -119,15 +119,23 @@ async def detach(gateway: Gateway) -> None:
             await asyncio.wait(pending, timeout=_GRACE)
 
 
-def hub_stats(gateway: Gateway) -> dict[str, dict[str, int]]:
-    """Per registry: the hub's ``last`` seq, entries received, resets; open streams."""
+def hub_stats(gateway: Gateway) -> dict[str, Any]:
+    """``{"streams": open streams, "hubs": {registry: {"last", "first", "received", "resets"}}}``."""
     hubs = _ATTACHED.get(gateway)
     if hubs is None:
-        return {}
+        return {"streams": 0, "hubs": {}}
     return {
-        name: {"last": hub.last, "received": hub.received, "resets": hub.resets}
-        for name, hub in hubs.hubs.items()
-    } | {"": {"streams": len(hubs.streams)}}
+        "streams": len(hubs.streams),
+        "hubs": {
+            name: {
+                "last": hub.last,
+                "first": hub.first(),
+                "received": hub.received,
+                "resets": hub.resets,
+            }
+            for name, hub in hubs.hubs.items()
+        },
+    }
 
 
 # --- the route ------------------------------------------------------------------------------------
