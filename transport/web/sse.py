@@ -159,6 +159,8 @@ async def _feed(request: Request) -> Response:
     if hubs is None or hubs.closed or gateway.closing.is_set():
         raise HttpError(503, "Unavailable", "the gateway is shutting down", {})
     client = await gateway.client(registry)
+    if hubs.closed:  # detached while the client was made
+        raise HttpError(503, "Unavailable", "the gateway is shutting down", {})
     hub = hubs.hubs.get(registry)
     if hub is None:
         hub = hubs.hubs[registry] = FeedHub(client, _completion, hubs.capacity)
@@ -276,6 +278,8 @@ async def _page(hub: FeedHub, client: AsyncRegistryClient, cursor: int) -> tuple
         if entry.seq == cursor + 1:
             parts.append(_completion(entry))
             cursor = entry.seq
+    if not parts:  # nothing after the cursor yet (the registry is behind it): no busy loop
+        await hub.wait_past(hub.last, _RETRY)
     return b"".join(parts), cursor
 
 
