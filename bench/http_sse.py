@@ -315,7 +315,7 @@ def phase(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--ops", type=int, default=20_000)
+    parser.add_argument("--ops", type=int, help="operations completed (20,000; --quick 2,000)")
     parser.add_argument("--subscribers", type=int, default=4)
     parser.add_argument("--producers", type=int, default=2)
     parser.add_argument("--role", choices=("http", "zmq", "producer"), help=argparse.SUPPRESS)
@@ -334,8 +334,8 @@ def main() -> None:
         out = zmq_reader(args.endpoint, args.feed_endpoint, args.after, args.ops)
         print(json.dumps(out), flush=True)
         return
-    if args.quick:
-        args.ops = 2_000
+    if args.ops is None:
+        args.ops = 2_000 if args.quick else 20_000
     with tempfile.TemporaryDirectory(prefix="bench-sse-") as tmp:
         retain = str(max(args.ops, 256))  # the feed keeps 4 x this: no gap is legitimate
         server, ready, banner = spawn_server(
