@@ -43,7 +43,7 @@ class Gateway:
             uvicorn.Config(
                 self.app,
                 host="127.0.0.1",
-                port=0,
+                port=self.config.port,
                 log_level="warning",
                 lifespan="on",
                 timeout_graceful_shutdown=2,
