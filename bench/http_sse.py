@@ -16,9 +16,11 @@ entry (one clock, CLOCK_MONOTONIC, in every process). The producers' own rate is
 reported too: it bounds what a live reader can receive. Then ``backlog``: as many new
 readers, started together, read the same ``--ops`` entries once all are completed (from
 the hub's ring and, beyond it, ``list_since`` pages; for ZeroMQ, the subscriber's
-repair). Target: HTTP >= 10,000 entries/s aggregate on 2 cores.
+repair). Last, ``fanout``: one process holding ``--fanout`` (100) streams at once (reading
+ids only) while the producers run again: what encoding each entry once in the hub buys.
+Target: HTTP >= 10,000 entries/s aggregate on 2 cores.
 
-    python bench/http_sse.py [--quick] [--ops N] [--subscribers K] [--producers P]
+    python bench/http_sse.py [--quick] [--ops N] [--subscribers K] [--producers P] [--fanout S]
 
 Prints exactly one JSON line on stdout; progress goes to stderr.
 """
@@ -34,11 +36,21 @@ import sys
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
-from _common import ROOT, cpu_seconds, log, now_ns, serve_cmd, spawn_server, stop_server
+from _common import (
+    ROOT,
+    cpu_seconds,
+    log,
+    now_ns,
+    serve_cmd,
+    spawn_server,
+    status_kib,
+    stop_server,
+)
 
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
 import argparse
+import asyncio
 import json
 import socket
 import subprocess
@@ -103,57 +115,112 @@ def go() -> None:
         raise SystemExit("no go")
 
 
-def http_reader(port: int, after: int, count: int) -> dict[str, Any]:
-    """Read the SSE feed over a raw socket (chunked body), decoding each entry's JSON."""
-    tally = Tally(after, count)
-    go()
-    sock = socket.create_connection(("127.0.0.1", port))
-    sock.sendall(
-        f"GET {FEED}?after={after} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        "Accept: text/event-stream\r\n\r\n".encode()
-    )
-    raw = b""
-    while b"\r\n\r\n" not in raw:
-        raw += sock.recv(65536)
-    head, _, raw = raw.partition(b"\r\n\r\n")
-    if b" 200 " not in head.split(b"\r\n", 1)[0]:
-        raise RuntimeError(head.decode(errors="replace"))
-    body = b""
-    decode = msgspec.json.decode
-    print("connected", flush=True)
-    while not tally.done:
-        # de-chunk what is there
-        while True:
+def request(after: int) -> bytes:
+    return (
+        f"GET {FEED}?after={after} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
+    ).encode()
+
+
+class SseReader:
+    """An HTTP response read incrementally: headers, chunked body, SSE events, a ``Tally``.
+
+    ``decode``: whether each completion's JSON is decoded (a real consumer's work) or
+    only its ``id:`` read.
+    """
+
+    def __init__(self, tally: Tally, decode: bool = True) -> None:
+        self.tally = tally
+        self.decode = decode
+        self.raw = b""
+        self.body = b""
+        self.headed = False
+
+    def feed(self, data: bytes) -> None:
+        if not data:
+            raise RuntimeError("the gateway closed the stream")
+        self.raw += data
+        if not self.headed:
+            if b"\r\n\r\n" not in self.raw:
+                return
+            head, _, self.raw = self.raw.partition(b"\r\n\r\n")
+            if b" 200 " not in head.split(b"\r\n", 1)[0]:
+                raise RuntimeError(head.decode(errors="replace"))
+            self.headed = True
+        raw, parts = self.raw, [self.body]
+        while True:  # de-chunk what is there
             line_end = raw.find(b"\r\n")
             if line_end < 0:
                 break
             size = int(raw[:line_end], 16)
             if len(raw) < line_end + 2 + size + 2:
                 break
-            body += raw[line_end + 2 : line_end + 2 + size]
+            parts.append(raw[line_end + 2 : line_end + 2 + size])
             raw = raw[line_end + 2 + size + 2 :]
             if size == 0:
                 raise RuntimeError("the stream ended")
-        blocks = body.split(b"\n\n")
-        body = blocks.pop()
+        self.raw = raw
+        blocks = b"".join(parts).split(b"\n\n")
+        self.body = blocks.pop()
+        tally, decode = self.tally, msgspec.json.decode
         for block in blocks:
             if block.startswith(b":"):
                 continue
             fields = dict(line.split(b": ", 1) for line in block.split(b"\n") if b": " in line)
             event = fields.get(b"event")
             if event == b"completion":
-                entry = decode(fields[b"data"])
-                tally.seq(entry["seq"])
+                tally.seq(decode(fields[b"data"])["seq"] if self.decode else int(fields[b"id"]))
             elif event == b"gap":
                 tally.gaps += 1
                 tally.last = int(fields[b"id"])
-        if not tally.done:
-            data = sock.recv(1 << 20)
-            if not data:
-                raise RuntimeError("the gateway closed the stream")
-            raw += data
+
+
+def http_reader(port: int, after: int, count: int) -> dict[str, Any]:
+    """Read the SSE feed over a raw socket, decoding each entry's JSON."""
+    reader = SseReader(Tally(after, count))
+    go()
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(request(after))
+    while not reader.headed:
+        reader.feed(sock.recv(65536))
+    print("connected", flush=True)
+    while not reader.tally.done:
+        reader.feed(sock.recv(1 << 20))
     sock.close()
-    return tally.report()
+    return reader.tally.report()
+
+
+def fanout_reader(port: int, after: int, count: int, streams: int) -> dict[str, Any]:
+    """``streams`` SSE streams in one process (asyncio), reading ids only."""
+
+    async def one(reader: SseReader) -> None:
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        w.write(request(after))
+        while not reader.headed:
+            reader.feed(await r.read(65536))
+        connected.release()
+        while not reader.tally.done:
+            reader.feed(await r.read(1 << 20))
+        w.close()
+
+    async def run() -> None:
+        tasks = [asyncio.ensure_future(one(reader)) for reader in readers]
+        for _ in readers:
+            await connected.acquire()
+        print("connected", flush=True)
+        await asyncio.gather(*tasks)
+
+    readers = [SseReader(Tally(after, count), decode=False) for _ in range(streams)]
+    connected = asyncio.Semaphore(0)
+    go()
+    asyncio.run(run())
+    tallies = [r.tally.report() for r in readers]
+    return {
+        "received": sum(t["received"] for t in tallies),
+        "gaps": sum(t["gaps"] for t in tallies),
+        "duplicates": sum(t["duplicates"] for t in tallies),
+        "first_ns": min(t["first_ns"] for t in tallies),
+        "last_ns": max(t["last_ns"] for t in tallies),
+    }
 
 
 def zmq_reader(endpoint: str, feed_endpoint: str, after: int, count: int) -> dict[str, Any]:
@@ -278,14 +345,24 @@ def summary(tallies: list[dict[str, Any]], t0: int) -> dict[str, Any]:
 
 
 def phase(
-    kind: str, args: argparse.Namespace, ready: dict[str, Any], port: int, pids: dict[str, int]
+    kind: str,
+    args: argparse.Namespace,
+    ready: dict[str, Any],
+    port: int,
+    pids: dict[str, int],
+    backlog: bool = True,
 ) -> dict[str, Any]:
-    """Live readers while the producers run, then readers of the same entries as a backlog."""
+    """Live readers while the producers run, then readers of the same entries as a backlog.
+
+    ``kind`` ``fanout`` is one process holding ``--fanout`` streams (no backlog run).
+    """
     with RegistryClient(ready["endpoint"], timeout=30) as client:
         after = client.watermark()
     reader = ["--role", kind, "--after", str(after), "--ops", str(args.ops), "--port", str(port)]
     reader += ["--endpoint", ready["endpoint"], "--feed-endpoint", ready["feed_endpoint"]]
-    live = spawn(reader, args.subscribers)
+    reader += ["--fanout", str(args.fanout)]
+    count = 1 if kind == "fanout" else args.subscribers
+    live = spawn(reader, count)
     start(live)
     for proc in live:
         expect(proc, "connected")
@@ -297,18 +374,21 @@ def phase(
         for n in shares
     ]
     cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
-    log(
-        f"{kind}: {args.subscribers} readers after seq {after}; {args.producers} producers of {args.ops}"
-    )
+    rss0 = status_kib(pids["gateway"], "VmRSS")
+    streams = args.fanout if kind == "fanout" else args.subscribers
+    log(f"{kind}: {streams} streams after seq {after}; {args.producers} producers of {args.ops}")
     t0 = start(producers)
     out = summary(answers(live), t0)
     produced_s = (max(x["done_ns"] for x in answers(producers)) - t0) / 1e9
+    out["streams"] = streams
     out["producer_ops_per_s"] = round(args.ops / produced_s, 1)
     out["cpu_s"] = {name: round(cpu_seconds(pid) - cpu0[name], 2) for name, pid in pids.items()}
-    log(f"{kind}: {args.subscribers} readers of the {args.ops} entries as a backlog")
-    backlog = spawn(reader, args.subscribers)
-    t0 = start(backlog)
-    out["backlog"] = summary(answers(backlog), t0)
+    out["gateway_rss_kib"] = [rss0, status_kib(pids["gateway"], "VmRSS")]
+    if backlog:
+        log(f"{kind}: {args.subscribers} readers of the {args.ops} entries as a backlog")
+        again = spawn(reader, args.subscribers)
+        t0 = start(again)
+        out["backlog"] = summary(answers(again), t0)
     return out
 
 
@@ -318,7 +398,10 @@ def main() -> None:
     parser.add_argument("--ops", type=int, help="operations completed (20,000; --quick 2,000)")
     parser.add_argument("--subscribers", type=int, default=4)
     parser.add_argument("--producers", type=int, default=2)
-    parser.add_argument("--role", choices=("http", "zmq", "producer"), help=argparse.SUPPRESS)
+    parser.add_argument("--fanout", type=int, help="streams of the fan-out run (100; --quick 20)")
+    parser.add_argument(
+        "--role", choices=("http", "zmq", "fanout", "producer"), help=argparse.SUPPRESS
+    )
     parser.add_argument("--after", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--endpoint", help=argparse.SUPPRESS)
@@ -326,6 +409,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.role == "http":
         print(json.dumps(http_reader(args.port, args.after, args.ops)), flush=True)
+        return
+    if args.role == "fanout":
+        print(json.dumps(fanout_reader(args.port, args.after, args.ops, args.fanout)), flush=True)
         return
     if args.role == "producer":
         produce(args.endpoint, args.ops)
@@ -336,6 +422,8 @@ def main() -> None:
         return
     if args.ops is None:
         args.ops = 2_000 if args.quick else 20_000
+    if args.fanout is None:
+        args.fanout = 20 if args.quick else 100
     with tempfile.TemporaryDirectory(prefix="bench-sse-") as tmp:
         retain = str(max(args.ops, 256))  # the feed keeps 4 x this: no gap is legitimate
         server, ready, banner = spawn_server(
@@ -362,6 +450,7 @@ def main() -> None:
             pids = {"server": server.pid, "gateway": gateway.pid}
             http = phase("http", args, ready, port, pids)
             zmq = phase("zmq", args, ready, port, pids)
+            fanout = phase("fanout", args, ready, port, pids, backlog=False)
         finally:
             if gateway is not None:
                 stop_server(gateway)
@@ -375,6 +464,7 @@ def main() -> None:
         "producers": args.producers,
         "http": http,
         "zmq": zmq,
+        "fanout": fanout,
         "http_over_zmq": round(ratio, 3),
         "backlog_http_over_zmq": round(backlog, 3),
         "target_entries_per_s": 10_000,
