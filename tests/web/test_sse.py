@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -337,3 +338,15 @@ def test_the_feed_is_a_read_behind_the_token(tmp_path: Path) -> None:
     finally:
         gateway.stop()
         server.stop()
+
+
+def test_head_answers_the_headers_without_a_stream(served: tuple[ServerProcess, Gateway]) -> None:
+    _server, gateway = served
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as sock:
+        sock.sendall(f"HEAD {FEED} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        answer = b""
+        while chunk := sock.recv(65536):  # the gateway closes: no stream was started
+            answer += chunk
+    head = answer.decode().lower()
+    assert head.startswith("http/1.1 200") and "content-type: text/event-stream" in head
+    assert gateway.call(_streams(gateway)) == 0

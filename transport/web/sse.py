@@ -58,6 +58,8 @@ _SEQ = re.compile(r"[0-9]{1,19}")
 _MAX_SEQ: Final = (1 << 63) - 1
 
 _json = msgspec.json.Encoder(enc_hook=enc_hook)
+#: a proxy must neither cache nor buffer the stream (nginx reads X-Accel-Buffering)
+_HEADERS: Final = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
 class Gateway(Protocol):
@@ -166,6 +168,8 @@ async def _feed(request: Request) -> Response:
         hub = hubs.hubs[registry] = FeedHub(client, _completion, hubs.capacity)
         hub.start()
     cursor, watermark = await _resolve(client, hub, explicit, source, start)
+    if request.method == "HEAD":  # the headers a GET would get, and no stream
+        return Response(None, headers=_HEADERS, media_type=_EventStream.media_type)
     events = _events(hub, client, cursor, watermark, gateway.config.sse_heartbeat)
     return _EventStream(events, hubs)
 
@@ -292,7 +296,7 @@ class _EventStream(Response):
         # As StreamingResponse: no ``body``, so no content-length (the body is chunked).
         self.status_code = 200
         self.background = None
-        self.init_headers({"cache-control": "no-cache", "x-accel-buffering": "no"})
+        self.init_headers(_HEADERS)
         self.events = events
         self.hubs = hubs
 
