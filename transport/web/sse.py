@@ -91,10 +91,14 @@ _ATTACHED: weakref.WeakKeyDictionary[Any, _Hubs] = weakref.WeakKeyDictionary()
 def attach(gateway: Gateway, capacity: int = DEFAULT_CAPACITY) -> None:
     """Make ``gateway`` ready to serve feeds (each registry's hub keeps ``capacity`` entries).
 
-    Called on the gateway's loop: from then on ``gateway.closing`` detaches it.
+    Called on the gateway's loop (its lifespan): from then on ``gateway.closing`` detaches it.
     """
     hubs = _ATTACHED[gateway] = _Hubs(capacity)
-    hubs.watcher = asyncio.get_running_loop().create_task(_detach_on_closing(gateway))
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # not on a loop: only ``detach`` ends the streams
+        return
+    hubs.watcher = loop.create_task(_detach_on_closing(gateway))
 
 
 async def _detach_on_closing(gateway: Gateway) -> None:
