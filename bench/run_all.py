@@ -4,7 +4,7 @@ Runs the scripts below one after another (each prints one JSON line), writes all
 ``bench/results/<timestamp>.json``, a table to ``bench/results/latest.md`` and a bar chart
 of every figure as a ratio to its baseline to ``bench/results/latest.png``.
 
-    python bench/run_all.py [--quick] [--out DIR]
+    python bench/run_all.py [--quick] [--out DIR] [--only SCRIPT ...]
     python bench/run_all.py --render bench/results/<timestamp>.json   # redraw only
 """
 
@@ -188,7 +188,16 @@ def main() -> int:
         "--render", metavar="JSON", help="only redraw latest.md/png from a results file"
     )
     parser.add_argument("--out", metavar="DIR", default=str(HERE / "results"))
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="SCRIPT",
+        help="run only this script of the list (repeatable), e.g. --only http.py",
+    )
     args = parser.parse_args()
+    unknown = sorted(set(args.only or ()) - set(SCRIPTS))
+    if unknown:
+        parser.error(f"--only: not in the list: {', '.join(unknown)}")
     out_dir = Path(args.out)
     out_dir.mkdir(exist_ok=True)
     if args.render:
@@ -197,6 +206,8 @@ def main() -> int:
     else:
         results = {}
         for script in SCRIPTS:
+            if args.only and script not in args.only:
+                continue
             result = run(script, args.quick)
             results[str(result.get("bench", script))] = result
         stamp = time.strftime("%Y%m%dT%H%M%S")

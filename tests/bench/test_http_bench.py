@@ -98,3 +98,18 @@ def test_the_gateway_parses_http_with_httptools() -> None:
     config = uvicorn.Config(app, lifespan="off", log_config=None)
     config.load()
     assert config.http_protocol_class is HttpToolsProtocol
+
+
+@pytest.mark.timeout(60)
+def test_run_all_only_refuses_a_script_not_in_its_list(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "bench/run_all.py", "--only", "nope.py", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "--only: not in the list: nope.py" in done.stderr
+    assert not list(tmp_path.iterdir())  # nothing ran, nothing written
