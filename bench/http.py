@@ -29,6 +29,13 @@ import importlib
 import os
 import sys
 
+if __name__ == "http":  # another bench script imported urllib or http.client with bench/ first
+    raise ImportError(
+        "bench/http.py shadows the standard library's http: a script in bench/ must take "
+        "bench/ off sys.path before importing urllib.request, http.client or the transport "
+        "package (as bench/transport.py and bench/http.py do)"
+    )
+
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 

@@ -113,3 +113,19 @@ def test_run_all_only_refuses_a_script_not_in_its_list(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "--only: not in the list: nope.py" in done.stderr
     assert not list(tmp_path.iterdir())  # nothing ran, nothing written
+
+
+@pytest.mark.timeout(60)
+def test_a_bench_script_that_lets_bench_http_shadow_the_stdlib_is_told_why() -> None:
+    """bench/http.py is named after what it measures; with bench/ first on sys.path it
+    would stand in for the standard library's ``http``. It refuses to, saying what to do."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; sys.path.insert(0, 'bench'); import urllib.request"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "bench/http.py shadows the standard library's http" in done.stderr
