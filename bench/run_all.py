@@ -24,7 +24,7 @@ SCRIPTS = [
     "durability.py",
     "transport.py",
     "scaling.py",
-    "http.py",
+    "http_calls.py",
     "http_sse.py",
     "dashboard.py",
     "peers/ray_registry.py",
@@ -192,7 +192,7 @@ def main() -> int:
         "--only",
         action="append",
         metavar="SCRIPT",
-        help="run only this script of the list (repeatable), e.g. --only http.py",
+        help="run only this script of the list (repeatable), e.g. --only http_calls.py",
     )
     args = parser.parse_args()
     unknown = sorted(set(args.only or ()) - set(SCRIPTS))

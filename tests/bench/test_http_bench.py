@@ -1,4 +1,4 @@
-"""``bench/http.py`` (HTTP ÷ ZeroMQ per call) at its quick size, and its rows in ``make bench``.
+"""``bench/http_calls.py`` (HTTP ÷ ZeroMQ per call) at its quick size, and its rows in ``make bench``.
 
 Figures are not asserted (speed is measured by the benchmarks, not by the suite); what is
 checked is that the run alternates the two ways, measures both in every round and reports
@@ -21,7 +21,7 @@ from tests.transport.conftest import ROOT
 @pytest.mark.timeout(180)
 def test_http_bench_quick_alternates_the_ways_and_reports_the_ratio() -> None:
     done = subprocess.run(
-        [sys.executable, "bench/http.py", "--quick", "--seconds", "0.5", "--latency-n", "20"],
+        [sys.executable, "bench/http_calls.py", "--quick", "--seconds", "0.5", "--latency-n", "20"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -80,7 +80,7 @@ def test_run_all_runs_the_http_scripts_and_tolerates_a_missing_one() -> None:
         import run_all
     finally:
         sys.path.remove(str(ROOT / "bench"))
-    assert {"http.py", "http_sse.py", "dashboard.py"} <= set(run_all.SCRIPTS)
+    assert {"http_calls.py", "http_sse.py", "dashboard.py"} <= set(run_all.SCRIPTS)
     missing = run_all.run("no_such_bench.py", quick=True)
     assert missing == {"bench": "no_such_bench", "not_run": "bench/no_such_bench.py is missing"}
 
@@ -113,19 +113,3 @@ def test_run_all_only_refuses_a_script_not_in_its_list(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "--only: not in the list: nope.py" in done.stderr
     assert not list(tmp_path.iterdir())  # nothing ran, nothing written
-
-
-@pytest.mark.timeout(60)
-def test_a_bench_script_that_lets_bench_http_shadow_the_stdlib_is_told_why() -> None:
-    """bench/http.py is named after what it measures; with bench/ first on sys.path it
-    would stand in for the standard library's ``http``. It refuses to, saying what to do."""
-    done = subprocess.run(
-        [sys.executable, "-c", "import sys; sys.path.insert(0, 'bench'); import urllib.request"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=50,
-        check=False,
-    )
-    assert done.returncode != 0
-    assert "bench/http.py shadows the standard library's http" in done.stderr

@@ -11,16 +11,15 @@ call each way (p50/p99). What the figures mean: docs/performance.md, "HTTP".
 
 Usage::
 
-    python bench/http.py [--quick] [--rounds R] [--seconds S] [--latency-n N]
+    python bench/http_calls.py [--quick] [--rounds R] [--seconds S] [--latency-n N]
                          [--data-root DIR] [--py-spy DIR] [--py-spy-flags FLAGS]
 
 Prints exactly one JSON line on stdout; progress goes to stderr.
 """
 
 # ruff: noqa: E402
-# This file is bench/http.py: when run as a script its own directory comes first on
-# sys.path, where it would shadow the standard library's ``http`` (and bench/transport.py
-# the ``transport`` package). So both are imported with bench/ off the path, then the
+# When run as a script its own directory comes first on sys.path, where bench/transport.py
+# would shadow the ``transport`` package. So both are imported with bench/ off the path, then the
 # bench modules with it on, then bench/ goes off again. Spawned workers re-run this file
 # (as ``__mp_main__``), which is how they find ``worker_main``.
 from __future__ import annotations
@@ -28,13 +27,6 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-
-if __name__ == "http":  # another bench script imported urllib or http.client with bench/ first
-    raise ImportError(
-        "bench/http.py shadows the standard library's http: a script in bench/ must take "
-        "bench/ off sys.path before importing urllib.request, http.client or the transport "
-        "package (as bench/transport.py and bench/http.py do)"
-    )
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
