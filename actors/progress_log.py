@@ -39,7 +39,7 @@ KEEP_PER_OPERATION: Final = 32
 #: the bytes all progress logs of one registry may hold together
 DEFAULT_PROGRESS_BUDGET: Final = 16 * 1024 * 1024
 #: what one entry costs besides its message (the struct, its numbers, its slot)
-ENTRY_OVERHEAD: Final = 128
+ENTRY_OVERHEAD: Final = 192
 #: what one operation's log costs besides its entries (its record, list and dict slot)
 LOG_OVERHEAD: Final = 256
 
