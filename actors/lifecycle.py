@@ -347,8 +347,7 @@ class Lifecycle:
         op = self._require(op_id, "report_progress")
         op.progress_count += 1
         op.last_progress = update
-        entry = ProgressEntry(now_ms, update.message, update.percent, op.progress_count)
-        self.progress_logs.record(op_id, entry)
+        self.progress_logs.record(op_id, now_ms, op.progress_count, update)
 
     def progress_log(self, op_id: OperationId) -> list[ProgressEntry]:
         """The kept progress updates of ``op_id``, oldest first (NotFound if unknown)."""

@@ -17,7 +17,6 @@ from actors.model import (
     PersistedOpsSnapshot,
     RegistryCanonicalState,
 )
-from actors.progress_log import ProgressEntry
 
 __all__ = ["from_persisted", "restore_progress_logs", "to_persisted"]
 
@@ -132,7 +131,7 @@ def restore_progress_logs(lc: Lifecycle) -> Lifecycle:
         if update is None or op.progress_count < 1 or logs.entries(op_id):
             continue
         at_ms = op.completed_at_ms or op.started_at_ms or op.created_at_ms
-        logs.record(op_id, ProgressEntry(at_ms, update.message, update.percent, op.progress_count))
+        logs.record(op_id, at_ms, op.progress_count, update)
         if op.status.is_terminal:
             logs.ended(op_id)
     return lc

@@ -21,7 +21,7 @@ from typing import Final
 import msgspec
 
 from actors.errors import InvalidArgument
-from actors.model import OperationId
+from actors.model import OperationId, OperationProgressUpdate
 from actors.text import MAX_REASON_BYTES, check_text
 
 __all__ = [
@@ -39,9 +39,9 @@ KEEP_PER_OPERATION: Final = 32
 #: the bytes all progress logs of one registry may hold together
 DEFAULT_PROGRESS_BUDGET: Final = 16 * 1024 * 1024
 #: what one entry costs besides its message (the struct, its numbers, its slot)
-ENTRY_OVERHEAD: Final = 192
+ENTRY_OVERHEAD: Final = 224
 #: what one operation's log costs besides its entries (its record, list and dict slot)
-LOG_OVERHEAD: Final = 256
+LOG_OVERHEAD: Final = 512
 
 _force = msgspec.structs.force_setattr
 
@@ -77,17 +77,21 @@ class ProgressEntry(msgspec.Struct, frozen=True):
         _count(self.number, "number", 1)
 
 
-def entry_cost(entry: ProgressEntry) -> int:
-    """What ``entry`` counts against the budget: its message's UTF-8 bytes + ``ENTRY_OVERHEAD``."""
-    m = entry.message
-    return ENTRY_OVERHEAD + (len(m) if m.isascii() else len(m.encode("utf-8")))
+def entry_cost(message: str) -> int:
+    """What an entry counts against the budget: its message's UTF-8 bytes + ``ENTRY_OVERHEAD``."""
+    return ENTRY_OVERHEAD + (len(message) if message.isascii() else len(message.encode("utf-8")))
+
+
+#: what a log holds per entry, ``(at_ms, number, update)``: the update is the one the
+#: operation's ``last_progress`` holds too, so keeping it copies no text
+_Kept = tuple[int, int, OperationProgressUpdate]
 
 
 class _Log:
     __slots__ = ("bytes", "ended", "entries", "tick")
 
     def __init__(self) -> None:
-        self.entries: list[ProgressEntry] = []
+        self.entries: list[_Kept] = []
         self.bytes = LOG_OVERHEAD
         self.ended = False
         self.tick = 0  # the heap entry that is current for this log
@@ -99,9 +103,9 @@ class ProgressLogs:
     >>> logs = ProgressLogs(keep=2)
     >>> op = OperationId.new()
     >>> for n in (1, 2, 3):
-    ...     logs.record(op, ProgressEntry(at_ms=n, message=f"step {n}", percent=None, number=n))
-    >>> [e.number for e in logs.entries(op)]
-    [2, 3]
+    ...     logs.record(op, 1000 + n, n, OperationProgressUpdate(f"step {n}"))
+    >>> [(e.number, e.message) for e in logs.entries(op)]
+    [(2, 'step 2'), (3, 'step 3')]
     """
 
     def __init__(self, keep: int = KEEP_PER_OPERATION, budget: int = DEFAULT_PROGRESS_BUDGET):
@@ -124,16 +128,20 @@ class ProgressLogs:
     def entries(self, op_id: OperationId) -> list[ProgressEntry]:
         """The kept updates of ``op_id``, oldest first (empty when none is kept)."""
         log = self._logs.get(op_id)
-        return [] if log is None else list(log.entries)
+        if log is None:
+            return []
+        return [ProgressEntry(at, u.message, u.percent, n) for at, n, u in log.entries]
 
-    def record(self, op_id: OperationId, entry: ProgressEntry) -> None:
-        """Append ``entry`` to the log of ``op_id`` (a live operation), then hold the budget."""
+    def record(
+        self, op_id: OperationId, at_ms: int, number: int, update: OperationProgressUpdate
+    ) -> None:
+        """Log ``update``, the operation's ``number``-th, received at ``at_ms``; hold the budget."""
         log = self._logs.get(op_id)
         if log is None:
             log = self._logs[op_id] = _Log()
             self.used += LOG_OVERHEAD
-        log.entries.append(entry)
-        cost = entry_cost(entry)
+        log.entries.append((at_ms, number, update))
+        cost = entry_cost(update.message)
         log.bytes += cost
         self.used += cost
         if len(log.entries) > self.keep:
@@ -159,8 +167,7 @@ class ProgressLogs:
     # --- the budget --------------------------------------------------------------------
 
     def _drop_oldest(self, log: _Log) -> None:
-        gone = log.entries.pop(0)
-        cost = entry_cost(gone)
+        cost = entry_cost(log.entries.pop(0)[2].message)
         log.bytes -= cost
         self.used -= cost
 
