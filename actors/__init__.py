@@ -64,6 +64,7 @@ from actors.model import (
     WaitAllSatisfied,
 )
 from actors.ops_registry import OpsRegistry
+from actors.progress_log import ProgressEntry
 from actors.registry import RESTART_REASON
 from actors.sqlite_store import StoreError
 
@@ -107,6 +108,7 @@ __all__ = [
     "PeerNotExpected",
     "PermissionDenied",
     "PersistedOpsSnapshot",
+    "ProgressEntry",
     "Retired",
     "StoreError",
     "Terminated",

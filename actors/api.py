@@ -35,6 +35,7 @@ from actors.model import (
     failure_text,
 )
 from actors.paging import DEFAULT_PAGE
+from actors.progress_log import ProgressEntry
 
 __all__ = ["PageKey", "RegistryCalls", "id_list", "page_key"]
 
@@ -144,6 +145,18 @@ class RegistryCalls:
         <OperationStatus.RUNNING: 'running'>
         """
         return self._call("snapshot", op_id)  # type: ignore[no-any-return]
+
+    def progress_log(self, op_id: OperationId) -> list[ProgressEntry]:
+        """The operation's last progress updates (up to 32), oldest first, each with the time
+        the registry received it; ``NotFound`` for an unknown id.
+
+        ``entries[0].number - 1`` earlier updates were not kept (docs/semantics.md,
+        "Progress log"): the log is memory only and bounded per registry.
+
+        >>> [e.message for e in reg.progress_log(op)]  # doctest: +SKIP
+        ['downloading', 'half way']
+        """
+        return self._call("progress_log", op_id)  # type: ignore[no-any-return]
 
     def list_operations(
         self,

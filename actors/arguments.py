@@ -27,7 +27,16 @@ from actors.model import (
     check_text,
 )
 
-__all__ = ["TERMINAL_ACTIONS", "after_seq", "ids", "run_id", "terminal", "terminated", "text"]
+__all__ = [
+    "TERMINAL_ACTIONS",
+    "after_seq",
+    "ids",
+    "limits",
+    "run_id",
+    "terminal",
+    "terminated",
+    "text",
+]
 
 #: terminal method -> the transition it asks the rules for (the action an
 #: ``InvalidTransition`` names). ``provisioning_failed`` is the seed's failure of a
@@ -71,6 +80,21 @@ def after_seq(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidArgument(f"after_seq must be a non-negative integer, got {value!r}")
     return value
+
+
+def _positive(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and value >= 1
+
+
+def limits(max_completed: Any, max_concurrent: Any) -> tuple[int, int | None]:
+    """A registry's ``(max_completed, max_concurrent)``, checked (``None``: no concurrency cap)."""
+    if not _positive(max_completed):
+        raise InvalidArgument(f"max_completed must be an integer >= 1, got {max_completed!r}")
+    if max_concurrent is not None and not _positive(max_concurrent):
+        raise InvalidArgument(
+            f"max_concurrent must be None or an integer >= 1, got {max_concurrent!r}"
+        )
+    return max_completed, max_concurrent
 
 
 def _outcome(method: str, op_id: OperationId, args: tuple[Any, ...]) -> Outcome:

@@ -42,6 +42,7 @@ from actors.model import (
     PersistedOpsSnapshot,
     WaitAllResult,
 )
+from actors.progress_log import ProgressEntry
 
 __all__ = [
     "ADMIN",
@@ -111,6 +112,7 @@ READ_ONLY: Final = frozenset(
     {
         "register_watcher",
         "snapshot",
+        "progress_log",
         "list_operations",
         "wait_any",
         "list_since",
@@ -231,6 +233,12 @@ _TABLE: Final = (
     ),
     Method("capture_persistence_snapshot", (), PersistedOpsSnapshot, "`PersistedOpsSnapshot`"),
     Method("diagnostic_snapshot", (), DiagnosticSnapshot, "`DiagnosticSnapshot`"),
+    Method(
+        "progress_log",
+        (_ID,),
+        list[ProgressEntry],
+        "array of `ProgressEntry`, oldest first (the last 32 kept)",
+    ),
 )
 
 #: name -> method, in the order of docs/protocol.md §6

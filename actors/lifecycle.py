@@ -30,6 +30,7 @@ from typing import Final
 
 import msgspec
 
+from actors.arguments import limits
 from actors.errors import (
     AlreadyPeerReady,
     AlreadyRegistered,
@@ -63,6 +64,7 @@ from actors.model import (
 )
 from actors.paging import OperationQuery
 from actors.parking import PendingTerminal
+from actors.progress_log import DEFAULT_PROGRESS_BUDGET, ProgressEntry, ProgressLogs
 
 __all__ = [
     "DEFAULT_MAX_COMPLETED",
@@ -166,24 +168,14 @@ class Lifecycle:
     """
 
     def __init__(
-        self, max_completed: int = DEFAULT_MAX_COMPLETED, max_concurrent: int | None = None
+        self,
+        max_completed: int = DEFAULT_MAX_COMPLETED,
+        max_concurrent: int | None = None,
+        progress_budget: int = DEFAULT_PROGRESS_BUDGET,
     ):
-        if (
-            isinstance(max_completed, bool)
-            or not isinstance(max_completed, int)
-            or max_completed < 1
-        ):
-            raise InvalidArgument(f"max_completed must be an integer >= 1, got {max_completed!r}")
-        if max_concurrent is not None and (
-            isinstance(max_concurrent, bool)
-            or not isinstance(max_concurrent, int)
-            or max_concurrent < 1
-        ):
-            raise InvalidArgument(
-                f"max_concurrent must be None or an integer >= 1, got {max_concurrent!r}"
-            )
-        self.max_completed = max_completed
-        self.max_concurrent = max_concurrent
+        self.max_completed, self.max_concurrent = limits(max_completed, max_concurrent)
+        #: every operation's recent progress updates, within ``progress_budget`` bytes
+        self.progress_logs = ProgressLogs(budget=progress_budget)
         self._ops: dict[OperationId, _Op] = {}
         self._completed: deque[OperationId] = deque()
         self._active = 0
@@ -347,7 +339,7 @@ class Lifecycle:
         op.peer_ready = True
         op.peer_handle = handle
 
-    def progress(self, op_id: OperationId, update: OperationProgressUpdate) -> None:
+    def progress(self, op_id: OperationId, update: OperationProgressUpdate, now_ms: int) -> None:
         if not isinstance(update, OperationProgressUpdate):
             raise InvalidArgument(
                 f"report_progress needs an OperationProgressUpdate, got {type(update).__name__}"
@@ -355,6 +347,12 @@ class Lifecycle:
         op = self._require(op_id, "report_progress")
         op.progress_count += 1
         op.last_progress = update
+        self.progress_logs.record(op_id, now_ms, op.progress_count, update)
+
+    def progress_log(self, op_id: OperationId) -> list[ProgressEntry]:
+        """The kept progress updates of ``op_id``, oldest first (NotFound if unknown)."""
+        self._get(op_id)
+        return self.progress_logs.entries(op_id)
 
     def request_retire(self, op_id: OperationId) -> None:
         op = self._require(op_id, "request_retire")
@@ -433,6 +431,7 @@ class Lifecycle:
             self._dropped_through = feed[0].seq
         feed.append(entry)
         self._completed.append(spec.id)
+        self.progress_logs.ended(spec.id)
 
         # The barrier is checked before eviction so that a member pushed out by
         # this very commit still reports its outcome (all were terminal at once).
@@ -442,6 +441,7 @@ class Lifecycle:
         while len(self._completed) > self.max_completed:
             gone = self._completed.popleft()
             del self._ops[gone]
+            self.progress_logs.forget(gone)
             evicted.append(gone)
         if evicted:
             failed = self._fail_barrier_if_member(evicted)
@@ -458,6 +458,7 @@ class Lifecycle:
         self._completed.clear()
         for op_id in ids:
             op = self._ops.pop(op_id)
+            self.progress_logs.forget(op_id)
             assert op.outcome is not None
             drained.append((op_id, op.outcome))
         return drained, self._fail_barrier_if_member(ids)
@@ -555,7 +556,9 @@ class Lifecycle:
 
     def _evict_over_bound(self) -> None:
         while len(self._completed) > self.max_completed:
-            del self._ops[self._completed.popleft()]
+            gone = self._completed.popleft()
+            del self._ops[gone]
+            self.progress_logs.forget(gone)
 
     def apply(self, record: JournalRecord, seq: int | None = None) -> None:
         """Replay one committed journal record (recovery and compaction)."""
@@ -588,4 +591,5 @@ class Lifecycle:
             gone = set(record.ids)
             for op_id in record.ids:
                 self._ops.pop(op_id, None)
+                self.progress_logs.forget(op_id)
             self._completed = deque(i for i in self._completed if i not in gone)

@@ -18,7 +18,7 @@ from actors.model import (
     RegistryCanonicalState,
 )
 
-__all__ = ["from_persisted", "to_persisted"]
+__all__ = ["from_persisted", "restore_progress_logs", "to_persisted"]
 
 
 def to_persisted(
@@ -114,4 +114,24 @@ def from_persisted(
     if snapshot.completion_entries and lc._feed[0].seq - 1 > lc._dropped_through:
         lc._dropped_through = lc._feed[0].seq - 1
     lc._evict_over_bound()
+    return lc
+
+
+def restore_progress_logs(lc: Lifecycle) -> Lifecycle:
+    """After a restart: each operation's progress log is its ``last_progress``, if it had one.
+
+    Logs are not persisted, so the time that update arrived is not known; the entry
+    carries the latest time known to be after it (``completed_at_ms``, else
+    ``started_at_ms``, else ``created_at_ms``) and its number, ``progress_count``.
+    Not applied to the persistence actor's mirror, which never reads logs.
+    """
+    logs = lc.progress_logs
+    for op_id, op in lc._ops.items():
+        update = op.last_progress
+        if update is None or op.progress_count < 1 or logs.entries(op_id):
+            continue
+        at_ms = op.completed_at_ms or op.started_at_ms or op.created_at_ms
+        logs.record(op_id, at_ms, op.progress_count, update)
+        if op.status.is_terminal:
+            logs.ended(op_id)
     return lc

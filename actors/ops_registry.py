@@ -24,7 +24,7 @@ from actors.errors import (
 )
 from actors.futures import OpsFuture
 from actors.lifecycle import DEFAULT_MAX_COMPLETED, Lifecycle
-from actors.lifecycle_snapshot import from_persisted
+from actors.lifecycle_snapshot import from_persisted, restore_progress_logs
 from actors.model import (
     CompletionEntry,
     PersistedOpsSnapshot,
@@ -111,7 +111,8 @@ class OpsRegistry(RegistryCalls):
         """Rebuild from a snapshot, keeping only terminal operations (seed semantics)."""
         if not isinstance(snapshot, PersistedOpsSnapshot):
             raise InvalidArgument("from_recovered needs a PersistedOpsSnapshot")
-        return cls._launch(from_persisted(snapshot), name=name, store=store)
+        lifecycle = restore_progress_logs(from_persisted(snapshot))
+        return cls._launch(lifecycle, name=name, store=store)
 
     @classmethod
     def with_memory_store(

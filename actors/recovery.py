@@ -35,7 +35,7 @@ import pykka
 from actors.backoff import Backoff
 from actors.journal import JournalRecord
 from actors.lifecycle import Lifecycle
-from actors.lifecycle_snapshot import from_persisted
+from actors.lifecycle_snapshot import from_persisted, restore_progress_logs
 from actors.store_faults import (
     INDETERMINATE,
     LOST,
@@ -70,7 +70,7 @@ def fold_recovered(
         )
     for record, seq in recovered.journal:
         lc.apply(record, seq)
-    return lc
+    return restore_progress_logs(lc)
 
 
 def reopen(store: Store) -> None:

@@ -64,6 +64,7 @@ from actors.persistence import (
     Durable,
     InDoubtSettled,
 )
+from actors.progress_log import ProgressEntry
 from actors.recovery import fold_recovered
 from actors.waiters import Waiters
 
@@ -313,7 +314,7 @@ class RegistryActor(CommitPath, pykka.ThreadingActor):
         self.lc.peer_ready(OperationId(op_id), handle)
 
     def _do_report_progress(self, reply: Any, op_id: Any, update: OperationProgressUpdate) -> None:
-        self.lc.progress(OperationId(op_id), update)
+        self.lc.progress(OperationId(op_id), update, self.clock())
 
     def _do_complete_operation(self, reply: Any, op_id: Any, result: OperationResult) -> Any:
         return self._terminal(reply, [arguments.terminal("complete_operation", op_id, result)])
@@ -348,6 +349,9 @@ class RegistryActor(CommitPath, pykka.ThreadingActor):
     def _do_snapshot(self, reply: Any, op_id: Any) -> OperationLifecycleSnapshot | None:
         op_id = OperationId(op_id)
         return self.lc.snapshot(op_id, self.waits.watcher_count(op_id))
+
+    def _do_progress_log(self, reply: Any, op_id: Any) -> list[ProgressEntry]:
+        return self.lc.progress_log(OperationId(op_id))
 
     def _do_list_operations(self, reply: Any, *query: Any) -> list[OperationLifecycleSnapshot]:
         # Always a bounded page (actors/paging.py); RegistryCalls pages for its callers.

@@ -106,7 +106,7 @@ class _Builder:
             if kind == 7:
                 continue  # stays in flight
             if kind == 1:
-                lc.progress(op, OperationProgressUpdate(f"step {i}", float(i)))
+                lc.progress(op, OperationProgressUpdate(f"step {i}", float(i)), self.now())
             action, outcome = {
                 0: ("complete_operation", Completed(OperationResult(id=op, content=f"r{i}"))),
                 1: ("fail_operation", Failed(f"failure {i}")),

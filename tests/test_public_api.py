@@ -50,6 +50,7 @@ ACTORS = {
     "PeerNotExpected",
     "PermissionDenied",
     "PersistedOpsSnapshot",
+    "ProgressEntry",
     "Retired",
     "StoreError",
     "Terminated",

@@ -48,6 +48,7 @@ from actors.model import (
     failure_text,
 )
 from actors.paging import DEFAULT_PAGE
+from actors.progress_log import ProgressEntry
 from transport import codec
 from transport._pending import Pending as _Pending
 from transport.client import RegistryClient
@@ -245,6 +246,9 @@ class AsyncRegistryClient:
 
     async def snapshot(self, op_id: OperationId) -> OperationLifecycleSnapshot | None:
         return await self._call("snapshot", op_id)  # type: ignore[no-any-return]
+
+    async def progress_log(self, op_id: OperationId) -> list[ProgressEntry]:
+        return await self._call("progress_log", op_id)  # type: ignore[no-any-return]
 
     async def list_operations(
         self,

@@ -52,6 +52,7 @@ from actors.model import (
     check_text,
     failure_text,
 )
+from actors.progress_log import ProgressEntry
 
 if TYPE_CHECKING:
     from transport.client import RegistryClient
@@ -153,6 +154,9 @@ class Pipeline:
 
     def snapshot(self, op_id: OperationId) -> OpsFuture[OperationLifecycleSnapshot | None]:
         return self._send("snapshot", op_id)
+
+    def progress_log(self, op_id: OperationId) -> OpsFuture[list[ProgressEntry]]:
+        return self._send("progress_log", op_id)
 
     def list_operations(
         self,

@@ -146,6 +146,8 @@ class MOp:
     peer_handle: OperationPeerHandle | None = None
     progress_count: int = 0
     last_progress: OperationProgressUpdate | None = None
+    #: every accepted progress update, in order (progress_log keeps the last 32)
+    progress: list[OperationProgressUpdate] = field(default_factory=list)
     outcome: Any = None
     watchers: list[Watch] = field(default_factory=list)
 
@@ -399,6 +401,7 @@ class RegistryMachine(RuleBasedStateMachine):
                 assert op is not None
                 op.progress_count += 1
                 op.last_progress = update
+                op.progress.append(update)
         else:
             assert method == "request_retire"
             error = self.legality(op_id, method)
@@ -591,12 +594,19 @@ class RegistryMachine(RuleBasedStateMachine):
             assert snap.peer_handle == op.peer_handle
             assert snap.progress_count == op.progress_count
             assert snap.last_progress == op.last_progress
+            log = reg.progress_log(op_id)
+            kept = op.progress[-32:]
+            assert [(e.message, e.percent) for e in log] == [(u.message, u.percent) for u in kept]
+            assert [e.number for e in log] == list(
+                range(len(op.progress) - len(kept) + 1, len(op.progress) + 1)
+            )
             assert snap.terminal_outcome == op.outcome
             assert snap.watcher_count == len(op.watchers)
             assert (snap.completed_at_ms is None) is (op.outcome is None)
         for op_id in self.pool():
             if op_id not in self.ops:
                 assert reg.snapshot(op_id) is None
+                expect_error(lambda i=op_id: reg.progress_log(i), NotFound(op_id))
                 expect_error(lambda i=op_id: reg.register_watcher(i), NotFound(op_id))
 
         listing = reg.list_operations()

@@ -62,6 +62,7 @@ from actors.model import (
     WaitAllSatisfied,
     enc_hook,
 )
+from actors.progress_log import ProgressEntry
 from transport import codec
 from transport.errors import Busy, FeedCursorAhead, FeedGap, ServerRestarted, TooLarge
 
@@ -248,6 +249,14 @@ CALLS: dict[str, tuple[tuple[Any, ...], str, Any]] = {
             pending_commit_count=0,
             wait_run_id="run-1",
         ),
+    ),
+    "progress_log": (
+        (A,),
+        "A's kept progress updates, oldest first",
+        [
+            ProgressEntry(at_ms=T0 + 500, message="started", percent=None, number=1),
+            ProgressEntry(at_ms=T0 + 900, message="half way", percent=50.0, number=2),
+        ],
     ),
 }
 

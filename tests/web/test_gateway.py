@@ -96,6 +96,8 @@ def test_every_method_of_the_table_over_http(web: Web) -> None:
     assert ok("cancel_wait_all") is False
 
     assert ok("snapshot", {"op_id": op})["progress_count"] == 1
+    log = ok("progress_log", {"op_id": op})
+    assert [(x["message"], x["percent"], x["number"]) for x in log] == [("half", 50.0, 1)]
     names = [s["display_name"] for s in ok("list_operations", {"owner_session_id": "web-tests"})]
     assert names == sorted(names) and {"a", "b", "c", "d", "e", "f", "g", "h"} <= set(names)
     page = ok("list_operations", {"limit": 2, "after": ["a", op]})

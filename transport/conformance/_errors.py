@@ -23,6 +23,7 @@ def not_found(s: Session) -> None:
         ("complete_operation", (s.result(ghost),)),
         ("cancel_operation", (None,)),
         ("register_watcher", ()),
+        ("progress_log", ()),
     ):
         s.wire.refused("NotFound", [ghost], method, ghost, *args)
 
@@ -146,6 +147,7 @@ def read_only_without_epoch(s: Session) -> str:
     done = s.completed()
     samples: dict[str, tuple[Any, ...]] = {
         "snapshot": (done,),
+        "progress_log": (done,),
         "list_operations": (s.owner, None, None, 1, None),
         "list_since": (0, 1),
         "watermark": (),

@@ -65,7 +65,16 @@ def start_progress_peer(s: Session) -> None:
     expect(snap.progress_count == 1, f"progress_count {snap.progress_count}, expected 1")
     expect(snap.last_progress == update, f"last_progress {snap.last_progress!r}")
     expect(snap.peer_ready and snap.peer_handle == PEER, "peer_ready/peer_handle not kept")
+    log = s.ok("progress_log", op)
+    expect(len(log) == 1, f"progress_log holds {len(log)} entries, expected 1")
+    entry = log[0]
+    expect(
+        (entry.message, entry.percent, entry.number) == ("halfway", 50.0, 1),
+        f"progress_log entry {entry!r}",
+    )
+    expect(entry.at_ms >= snap.created_at_ms, "progress_log entry received before registration")
     s.ok("complete_operation", op, s.result(op))
+    expect(s.ok("progress_log", op) == log, "an ended operation's progress_log changed")
 
 
 def watcher_complete(s: Session) -> None:
