@@ -15,7 +15,7 @@
   };
   const POLL_MS = 2000; // the visible page is re-read this often (new and progressing ops)
   const STATS_MS = 5000;
-  const STREAM_ROWS = 400; // completion rows kept in the DOM
+  const STREAM_ROWS = 1000; // completion rows kept in the DOM
   const HISTORY = 200; // completions replayed into the stream and charts on load
   const CHART_SECONDS = 600;
 
@@ -264,6 +264,8 @@
 
   function rowFor(it) {
     const tr = el('tr', { data: { id: it.id, status: it.status } });
+    const seen = state.terminal.get(it.id);
+    if (seen) tr.dataset.updatedAt = String(seen.shownAt); // when the feed changed this row
     if (it.id === state.selected) tr.classList.add('selected');
     const progress = el('td');
     if (it.last_progress) {
@@ -312,7 +314,7 @@
 
   /** A completion from the feed: its row changes now, not at the next page read. */
   function applyToTable(entry) {
-    state.terminal.set(entry.operation_id, entry);
+    state.terminal.set(entry.operation_id, Object.assign({ shownAt: Date.now() }, entry));
     if (state.terminal.size > 20000) {
       const oldest = state.terminal.keys().next().value;
       state.terminal.delete(oldest);

@@ -1,0 +1,214 @@
+"""The dashboard in headless Chromium against real ``opsreg serve`` and ``opsreg web`` processes.
+
+One page is opened and kept (no reloads after the first load: the page must follow the
+registry by itself). Every wait is a ``WebDriverWait`` on a condition; every test ends by
+checking the browser console for errors.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from actors import Cancelled, OperationProgressUpdate, OperationResult, OperationSpec
+from tests.transport.conftest import ROOT
+from tests.web.browser.conftest import Stack
+
+SCREENSHOT = ROOT / "docs" / "dashboard.png"
+
+#: What the console may show while the registry server is down on purpose: the browser's own
+#: line for a read answered 503 (the page itself logs nothing).
+EXPECTED_WHILE_DOWN = ("status of 503",)
+
+
+def wait_for(driver: Any, condition: Callable[[Any], Any], timeout: float, what: str) -> Any:
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.02).until(condition)
+    except TimeoutException:
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}") from None
+
+
+def js(driver: Any, script: str, *args: Any) -> Any:
+    return driver.execute_script(script, *args)
+
+
+def conn_text(driver: Any) -> str:
+    return str(js(driver, "return document.getElementById('conn').textContent"))
+
+
+def row_status(driver: Any, op_id: str) -> str | None:
+    return js(  # type: ignore[no-any-return]
+        driver,
+        'const r = document.querySelector(`#ops-body tr[data-id="${arguments[0]}"]`);'
+        "return r ? r.dataset.status : null;",
+        op_id,
+    )
+
+
+def stream_rows(driver: Any) -> list[tuple[int, str]]:
+    """The completion stream as shown, oldest first: ``(seq, operation id)``."""
+    rows = js(
+        driver,
+        "return [...document.querySelectorAll('#stream li[data-seq]')]"
+        ".map(li => [Number(li.dataset.seq), li.dataset.id]);",
+    )
+    return [(int(s), str(i)) for s, i in reversed(rows)]
+
+
+def severe(driver: Any, allowed: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """SEVERE console entries since the last call, less network lines matching ``allowed``."""
+    return [
+        e
+        for e in driver.get_log("browser")
+        if e["level"] == "SEVERE"
+        and not (e.get("source") == "network" and any(a in e["message"] for a in allowed))
+    ]
+
+
+def open_dashboard(driver: Any, stack: Stack) -> None:
+    if not driver.current_url.startswith(stack.gateway.url):
+        driver.get(f"{stack.gateway.url}/")
+    wait_for(
+        driver,
+        lambda d: js(d, "return document.body.dataset.rendered === '1'"),
+        10,
+        "the first table render",
+    )
+    wait_for(driver, lambda d: conn_text(d) == "live", 10, "the feed to be live")
+
+
+def start_op(stack: Stack, name: str) -> OperationSpec:
+    spec = OperationSpec(owner_session_id="browser-test", display_name=name)
+    stack.client.register_operation(spec)
+    stack.client.provisioning_succeeded(spec.id)
+    return spec
+
+
+@pytest.fixture(autouse=True)
+def _console_clean(chrome: Any, request: pytest.FixtureRequest) -> Iterator[None]:
+    severe(chrome, EXPECTED_WHILE_DOWN)  # drop what an earlier module left
+    yield
+    allowed = EXPECTED_WHILE_DOWN if "kill9" in request.node.name else ()
+    assert severe(chrome, allowed) == []
+
+
+@pytest.mark.timeout(60)
+def test_page_loads_and_renders_the_table(chrome: Any, stack: Stack) -> None:
+    specs = [start_op(stack, f"aa table check {i:02d}") for i in range(12)]
+    for spec in specs[:4]:
+        stack.client.complete_operation(spec.id, OperationResult(content="ok"))
+    stack.client.fail_operation(specs[4].id, "boom")
+    stack.client.report_progress(specs[5].id, OperationProgressUpdate("halfway", 50.0))
+    stack.start_worker()
+    open_dashboard(chrome, stack)
+    names = js(
+        chrome,
+        "return [...document.querySelectorAll('#ops-body tr')].map(r => r.cells[0].textContent)",
+    )
+    expected = [s.display_name for s in stack.client.list_operations(limit=len(names))]
+    assert names[:12] == expected[:12] == [s.display_name for s in specs]
+    statuses = [row_status(chrome, s.id) for s in specs[:6]]
+    assert statuses == ["completed"] * 4 + ["failed", "running"]
+    assert js(chrome, "return window.opsregDash.firstRenderMs") > 0
+
+
+@pytest.mark.timeout(60)
+def test_a_completion_shows_within_a_second_without_reload(chrome: Any, stack: Stack) -> None:
+    open_dashboard(chrome, stack)
+    spec = start_op(stack, "aa live completion")
+    wait_for(chrome, lambda d: row_status(d, spec.id) == "running", 10, "the new row")
+    loads = js(chrome, "return performance.getEntriesByType('navigation').length")
+    began = time.time()
+    stack.client.complete_operation(spec.id, OperationResult(content="done"))
+    wait_for(chrome, lambda d: row_status(d, spec.id) == "completed", 5, "the completed row")
+    shown_at_ms = js(
+        chrome,
+        'return Number(document.querySelector(`#ops-body tr[data-id="${arguments[0]}"]`)'
+        ".dataset.updatedAt)",
+        spec.id,
+    )
+    assert shown_at_ms / 1000 - began < 1.0
+    assert spec.id in {op for _, op in stream_rows(chrome)}
+    assert js(chrome, "return performance.getEntriesByType('navigation').length") == loads
+
+
+@pytest.mark.timeout(60)
+def test_the_cancel_button_cancels(chrome: Any, stack: Stack) -> None:
+    open_dashboard(chrome, stack)
+    spec = start_op(stack, "aa cancel me")
+    wait_for(chrome, lambda d: row_status(d, spec.id) == "running", 10, "the new row")
+    watch = stack.client.register_watcher(spec.id)
+    chrome.find_element("css selector", f'#ops-body tr[data-id="{spec.id}"]').click()
+    button = chrome.find_element("id", "d-cancel")
+    wait_for(chrome, lambda d: button.is_displayed() and button.is_enabled(), 10, "the button")
+    button.click()
+    outcome = watch.get(timeout=10)
+    assert outcome == Cancelled(reason="cancelled from the dashboard")
+    assert stack.client.snapshot(spec.id).status == "cancelled"
+    wait_for(chrome, lambda d: row_status(d, spec.id) == "cancelled", 5, "the cancelled row")
+    wait_for(
+        chrome,
+        lambda d: "cancelled" in d.find_element("id", "d-timeline").text,
+        5,
+        "the timeline's outcome",
+    )
+    chrome.find_element("id", "d-close").click()
+
+
+@pytest.mark.timeout(60)
+def test_screenshot_of_a_busy_page(chrome: Any, stack: Stack) -> None:
+    """docs/dashboard.png: a few dozen operations in mixed states and the charts drawn."""
+    open_dashboard(chrome, stack)
+    wait_for(
+        chrome,
+        lambda d: js(d, "return document.querySelectorAll('#chart-rate rect').length") >= 6,
+        30,
+        "six seconds of completions in the chart",
+    )
+    wait_for(
+        chrome,
+        lambda d: js(d, "return document.querySelectorAll('#ops-body tr').length") >= 40,
+        10,
+        "forty rows",
+    )
+    assert stack.worker is not None and stack.worker.errors == 0
+    chrome.save_screenshot(str(SCREENSHOT))
+    assert SCREENSHOT.stat().st_size > 10_000
+
+
+@pytest.mark.timeout(90)
+def test_kill9_restart_the_page_recovers_with_every_row_once(chrome: Any, stack: Stack) -> None:
+    open_dashboard(chrome, stack)
+    before = stream_rows(chrome)[-1][0]
+    stack.server.kill9()
+    wait_for(chrome, lambda d: conn_text(d) == "reconnecting…", 20, "'reconnecting…'")
+    stack.server.start()  # the same ports and data directory
+    wait_for(
+        chrome,
+        lambda d: conn_text(d).startswith("reconnected, resumed after seq"),
+        30,
+        "'reconnected, resumed after seq N'",
+    )
+    spec = start_op(stack, "aa after the restart")
+    stack.client.complete_operation(spec.id, OperationResult(content="after"))
+    wait_for(
+        chrome,
+        lambda d: spec.id in {op for _, op in stream_rows(d)},
+        10,
+        "a completion made after the restart",
+    )
+    shown = stream_rows(chrome)
+    first, last = shown[0][0], shown[-1][0]
+    assert first <= before < last
+    held: list[tuple[int, str]] = []
+    while len(held) < last - first + 1:
+        batch = stack.client.list_since(first - 1 + len(held), 1024)
+        held += [(e.seq, str(e.operation_id)) for e in batch.entries]
+    assert shown == held[: len(shown)]
+    assert js(chrome, "return [window.opsregDash.duplicates, window.opsregDash.holes]") == [0, []]
