@@ -15,6 +15,7 @@
   };
   const POLL_MS = 2000; // the visible page is re-read this often (new and progressing ops)
   const STATS_MS = 5000;
+  const SLOW_READ_MS = 3000; // a page read slower than this: the registry is not answering
   const STREAM_ROWS = 1000; // completion rows kept in the DOM
   const HISTORY = 200; // completions replayed into the stream and charts on load
   const CHART_SECONDS = 600;
@@ -199,16 +200,21 @@
     if (!state.registry) return;
     const mine = ++state.loadSeq;
     state.loading = true;
+    // A read of one page is quick; one that takes seconds means the gateway is waiting on a
+    // registry server that does not answer (it answers 503 once its call timeout passes).
+    const slow = setTimeout(noteDown, SLOW_READ_MS);
     let data;
     try {
       data = await api('GET', `/v1/registries/${reg()}/operations?${pageParams()}`);
     } catch (e) {
+      clearTimeout(slow);
       if (mine !== state.loadSeq) return;
       state.loading = false;
       $('ops-error').textContent = e.transient ? 'registry unreachable, retrying…' : e.message;
       if (e.transient) noteDown();
       return;
     }
+    clearTimeout(slow);
     if (mine !== state.loadSeq) return; // a newer request (filter, page) superseded it
     state.loading = false;
     $('ops-error').textContent = '';
