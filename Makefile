@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/opsreg serve
+	$(BIN)/opsreg serve --http 127.0.0.1:8080
 
 example: $(STAMP)
 	$(BIN)/opsreg example

@@ -132,6 +132,7 @@ class RegistryServer:
         self._durable: DurableStore | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._stopped = False
         self._ready = threading.Event()
         self._router: zmq.Socket[bytes] | None = None
         self._pub: zmq.Socket[bytes] | None = None
@@ -232,7 +233,11 @@ class RegistryServer:
         self.feed_endpoint = pub.getsockopt_string(zmq.LAST_ENDPOINT)
 
     def stop(self) -> None:
-        """Stop serving: end the I/O thread, its registries and their stores."""
+        """Stop serving: end the I/O thread, its registries and their stores (once: a
+        second call does nothing)."""
+        if self._stopped:
+            return
+        self._stopped = True
         self._stop.set()
         if self._thread is not None:
             self.outbox.wake()

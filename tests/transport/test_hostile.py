@@ -382,3 +382,17 @@ def test_a_failure_in_the_admission_thread_neither_locks_clients_out_nor_hangs_s
     finally:
         if not stopped.is_set():
             srv.stop()
+
+
+def test_stopping_a_server_twice_is_harmless(tmp_path: Path) -> None:
+    # A second stop() used to read the outbox's closed wake-up pipe (OSError: Bad file
+    # descriptor): a caller's `finally: server.stop()` after an explicit stop failed.
+    srv = RegistryServer(
+        ServerConfig(
+            endpoint="tcp://127.0.0.1:0",
+            feed_endpoint="tcp://127.0.0.1:0",
+            data_dir=str(tmp_path / "data"),
+        )
+    ).start()
+    srv.stop()
+    srv.stop()

@@ -9,6 +9,7 @@ subcommand is a client of a running server::
     opsreg stats                                  opsreg keys DIR
     opsreg cancel ID [--reason TEXT]              opsreg fail ID --error TEXT
     opsreg terminate (--owner OWNER | --all)      opsreg ls --owner OWNER
+    opsreg web [--http HOST:PORT]                 (the JSON API and dashboard, docs/http.md)
 
 Human-readable output by default, ``--json`` for scripts. Tables are plain
 fixed-width text rather than ``rich``: the columns are simple and the command
@@ -27,6 +28,7 @@ The package, by concern (only this package writes to the terminal):
 - ``client_commands``: ls, show, watch, wait, tail, stats;
 - ``operator``: cancel, fail, terminate;
 - ``admin``: serve, keys, bench;
+- ``web``: web, and serve's ``--http`` options;
 - ``demo``: demo and example.
 
 A new subcommand is a function ``(args) -> exit status`` in its own module, one
@@ -46,6 +48,7 @@ from typing import Any, NoReturn
 
 from transport import conformance
 from transport.cli import admin, client_commands, demo, operator
+from transport.cli import web as web_cli
 from transport.cli.common import (
     DEFAULT_ENDPOINT,
     DEFAULT_FEED_ENDPOINT,
@@ -212,6 +215,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="RATE",
         help="chaos testing only: fail this share of journal commits on purpose",
     )
+    web_cli.add_http_options(serve, required=False)
     serve.set_defaults(func=admin.serve)
 
     walkthrough = sub.add_parser(
@@ -392,6 +396,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=fmt,
     )
     methods.set_defaults(func=_methods)
+    web_cli.add_web_parser(sub, common, fmt, EXIT_HELP)
     return parser
 
 

@@ -10,6 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
+from transport.cli import web as web_cli
 from transport.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Fail
 from transport.cli.output import json_line, out
 from transport.cli.ready import write_ready_file
@@ -100,6 +101,19 @@ def serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    gateway_args = None
+    if args.http is not None:
+        if args.curve_secret is not None:
+            print(
+                "opsreg serve: --http with CURVE: run `opsreg web` with a client key instead",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        try:
+            gateway_args = web_cli.gateway_config(args, config.endpoint, config.feed_endpoint)
+        except Fail as exc:
+            print(f"opsreg serve: {exc}", file=sys.stderr)
+            return exc.code
     install_logging(args.log_level, args.log_format)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -112,6 +126,15 @@ def serve(args: argparse.Namespace) -> int:
     except Exception as exc:  # e.g. address in use
         print(f"opsreg serve: cannot start: {exc}", file=sys.stderr)
         return 1
+    gateway = None
+    if gateway_args is not None:
+        gateway_args.endpoint, gateway_args.feed_endpoint = server.endpoint, server.feed_endpoint
+        try:
+            gateway = web_cli.start(gateway_args)
+        except Fail as exc:
+            server.stop()
+            print(f"opsreg serve: {exc}", file=sys.stderr)
+            return exc.code
     data = None if config.data_dir is None else os.path.abspath(config.data_dir)
     if args.ready_file is not None:
         ready = {
@@ -120,15 +143,20 @@ def serve(args: argparse.Namespace) -> int:
             "pid": os.getpid(),
             "data": data,
             "metrics": server.metrics_address if args.metrics else None,
+            "http": None if gateway is None else gateway.url,
         }
         try:
             write_ready_file(args.ready_file, ready)
         except OSError as exc:
+            if gateway is not None:
+                gateway.stop()
             server.stop()
             print(f"opsreg serve: cannot write --ready-file: {exc}", file=sys.stderr)
             return 1
     where = "memory (not durable)" if data is None else data
     metrics = f", metrics on http://{server.metrics_address}/metrics" if args.metrics else ""
+    if gateway is not None:
+        metrics += f", dashboard on {gateway.url}/"
     print(
         f"opsreg serving requests on {server.endpoint}, feed on {server.feed_endpoint}, "
         f"data in {where}{metrics}, up to {server.max_clients} connections "
@@ -138,6 +166,8 @@ def serve(args: argparse.Namespace) -> int:
     try:
         stop.wait()
     finally:
+        if gateway is not None:
+            gateway.stop()
         server.stop()
     print("opsreg stopped cleanly", flush=True)
     return 0

@@ -1,0 +1,52 @@
+"""A plain HTTP client for the gateway's tests (stdlib ``http.client``, one connection a call)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+
+class Http:
+    """Calls to a gateway at ``url``: ``post(method, body)``, ``get(path)``; each returns
+    ``(status, parsed JSON or text)``."""
+
+    def __init__(self, url: str, registry: str = "default", token: str | None = None) -> None:
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.registry = registry
+        self.token = token
+
+    def request(
+        self,
+        verb: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 30.0,
+    ) -> tuple[int, Any]:
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        try:
+            h = {"content-type": "application/json", **(headers or {})}
+            if self.token is not None and "authorization" not in {k.lower() for k in h}:
+                h["authorization"] = f"Bearer {self.token}"
+            conn.request(verb, path, body=body, headers=h)
+            resp = conn.getresponse()
+            data = resp.read()
+            kind = resp.getheader("content-type", "")
+            return resp.status, json.loads(data) if "json" in kind else data.decode()
+        finally:
+            conn.close()
+
+    def post(self, method: str, body: Any = None, **kw: Any) -> tuple[int, Any]:
+        raw = b"" if body is None else json.dumps(body).encode()
+        return self.request("POST", f"/v1/registries/{self.registry}/{method}", raw, **kw)
+
+    def get(self, path: str, **kw: Any) -> tuple[int, Any]:
+        return self.request("GET", path, **kw)
+
+    def ok(self, method: str, body: Any = None, **kw: Any) -> Any:
+        status, value = self.post(method, body, **kw)
+        assert status == 200, (method, status, value)
+        return value

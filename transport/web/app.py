@@ -1,0 +1,352 @@
+"""The gateway: an ASGI app (Starlette) that is a client of a registry server.
+
+Routes (docs/http.md): ``POST /v1/registries/{registry}/{method}`` for every entry of the
+method table; GET reads (operations paged, one operation, stats, registries); the SSE feed
+(transport/web/sse.py); ``/openapi.json`` and ``/docs`` (transport/web/openapi.py); the
+dashboard's static files at ``/``. The gateway holds one ``AsyncRegistryClient`` per
+registry it is asked about (at most ``max_registries``); it keeps no state that matters,
+so several can run against one server and any can be restarted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from actors.calls import METHODS
+from actors.errors import InvalidArgument, OpsLifecycleError
+from actors.model import NO_ID, OperationKind, OperationStatus
+from actors.paging import MAX_PAGE
+from transport.aio import AsyncRegistryClient
+from transport.web import jsonio, openapi, sse
+from transport.web.config import GatewayConfig
+from transport.web.errors import HttpError, body_of, status_of
+
+__all__ = ["Gateway", "create_app"]
+
+log = logging.getLogger("opsreg.web")
+
+STATIC = Path(__file__).with_name("static")
+#: rows of a GET operations page when the caller names no limit
+DEFAULT_ROWS = 100
+
+
+class Gateway:
+    """What the routes share: the configuration and one client per registry."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        config.check()
+        self.config = config
+        self._clients: dict[str, AsyncRegistryClient] = {}
+        self._lock = asyncio.Lock()
+        #: set when the gateway stops: long-lived responses (the SSE feed) end on it
+        self.closing = asyncio.Event()
+
+    def offered(self) -> list[str]:
+        """The registries the selector lists: the configured ones, or those in use."""
+        if self.config.registries is not None:
+            return list(self.config.registries)
+        return sorted(set(self._clients) | {"default"})
+
+    async def client(self, registry: str) -> AsyncRegistryClient:
+        """The shared client of ``registry`` (404 for a registry this gateway does not offer)."""
+        found = self._clients.get(registry)
+        if found is not None:
+            return found
+        if not self.config.offers(registry):
+            raise HttpError(
+                404, "UnknownRegistry", f"registry {registry[:128]!r} is not offered here"
+            )
+        async with self._lock:
+            found = self._clients.get(registry)
+            if found is None:
+                if len(self._clients) >= self.config.max_registries:
+                    raise HttpError(
+                        429,
+                        "LimitExceeded",
+                        f"this gateway serves at most {self.config.max_registries} registries",
+                    )
+                found = AsyncRegistryClient(
+                    self.config.endpoint,
+                    registry,
+                    timeout=self.config.call_timeout,
+                    curve_server_key=self.config.curve_server_key,
+                    curve_keypair=self.config.curve_keypair,
+                )
+                self._clients[registry] = found
+        return found
+
+    def authorize(self, request: Request, *, write: bool) -> None:
+        """401 unless the request may do this (docs/http.md §4)."""
+        token = self.config.token
+        if token is None or not (write or self.config.reads_need_token):
+            return
+        given = ""
+        header = request.headers.get("authorization", "")
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer":
+            given = value.strip()
+        elif not header:
+            given = request.query_params.get("access_token", "")
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            what = "changing state" if write else "reading"
+            raise HttpError(401, "Unauthorized", f"{what} needs the bearer token")
+
+    async def aclose(self) -> None:
+        """Close every client (their I/O threads are joined off the loop)."""
+        self.closing.set()
+        clients, self._clients = list(self._clients.values()), {}
+        for c in clients:
+            await c.aclose()
+
+
+def _json(value: Any, status: int = 200) -> Response:
+    return Response(jsonio.encode_json(value), status, media_type="application/json")
+
+
+def _error(exc: BaseException) -> Response:
+    status = status_of(exc)
+    if status >= 500 and not isinstance(exc, OpsLifecycleError | HttpError):
+        log.exception("gateway error", exc_info=exc)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body_of(exc), status, headers=headers)
+
+
+def _handled(
+    fn: Callable[[Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    async def handler(request: Request) -> Response:
+        try:
+            return await fn(request)
+        except (HttpError, OpsLifecycleError) as exc:
+            return _error(exc)
+
+    handler.__name__ = fn.__name__
+    return handler
+
+
+def _gateway(request: Request) -> Gateway:
+    gw: Gateway = request.app.state.gateway
+    return gw
+
+
+async def _body(request: Request, limit: int) -> dict[str, Any]:
+    size = 0
+    chunks = []
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HttpError(413, "TooLarge", f"the body is over {limit} bytes", {"limit": limit})
+        chunks.append(chunk)
+    try:
+        return jsonio.parse_body(b"".join(chunks))
+    except InvalidArgument as exc:
+        raise HttpError(400, "BadRequest", exc.detail) from None
+
+
+async def _disconnected(request: Request) -> None:
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def _hold(request: Request, gw: Gateway, waiting: asyncio.Future[Any], timeout: float) -> Any:
+    """The future's value; 408 when ``timeout`` passes first, 503 when the gateway stops.
+    Either way, or when the caller goes away, an unsettled future is cancelled, which
+    drops the wait on the server."""
+    gone = asyncio.ensure_future(_disconnected(request))
+    closing = asyncio.ensure_future(gw.closing.wait())
+    try:
+        done, _ = await asyncio.wait(
+            {waiting, gone, closing}, timeout=timeout, return_when="FIRST_COMPLETED"
+        )
+        if waiting in done:
+            return waiting.result()
+        if gone in done:
+            raise HttpError(499, "ClientClosed", "the caller went away")
+        if closing in done:
+            raise HttpError(503, "Unavailable", "the gateway is stopping; retry")
+        raise HttpError(
+            408, "WaitTimeout", f"not settled within {timeout:g} s", {"timeout": timeout}
+        )
+    finally:
+        gone.cancel()
+        closing.cancel()
+        if not waiting.done():
+            waiting.cancel()
+
+
+def _timeout(gw: Gateway, body: dict[str, Any]) -> float:
+    value = body.get(jsonio.TIMEOUT_FIELD, gw.config.default_wait_timeout)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise InvalidArgument(f"timeout must be a positive number of seconds, got {value!r}")
+    if value > gw.config.max_wait_timeout:
+        raise InvalidArgument(f"timeout may be at most {gw.config.max_wait_timeout:g} seconds")
+    return float(value)
+
+
+@_handled
+async def call_method(request: Request) -> Response:
+    gw = _gateway(request)
+    name = request.path_params["method"]
+    method = METHODS.get(name)
+    if method is None:
+        raise HttpError(
+            404, "UnknownMethod", f"no method {name[:64]!r} (GET /openapi.json lists them)"
+        )
+    gw.authorize(request, write=method.changes_state)
+    body = await _body(request, gw.config.max_body)
+    args = jsonio.decode_args(method, body)
+    timeout = _timeout(gw, body) if method.future else 0.0
+    client = await gw.client(request.path_params["registry"])
+    call = getattr(client, name)
+    if method.future:
+        waiting = await call(*args)
+        return _json(await _hold(request, gw, waiting, timeout))
+    value = await call(*args)
+    if name == "register_operation":
+        return _json({"id": args[0].id})
+    return _json(value)
+
+
+def _enum(kind: Any, text: str | None, what: str) -> Any:
+    if not text:
+        return None
+    try:
+        return kind(text)
+    except ValueError:
+        allowed = ", ".join(m.value for m in kind)
+        raise InvalidArgument(f"{what} must be one of {allowed}; got {text[:64]!r}") from None
+
+
+def _limit(text: str | None) -> int:
+    if text is None or text == "":
+        return DEFAULT_ROWS
+    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
+        raise InvalidArgument(f"limit must be an integer in [1, {MAX_PAGE}], got {text[:32]!r}")
+    return int(text)
+
+
+@_handled
+async def list_operations(request: Request) -> Response:
+    gw = _gateway(request)
+    gw.authorize(request, write=False)
+    q = request.query_params
+    status = _enum(OperationStatus, q.get("status"), "status")
+    kind = _enum(OperationKind, q.get("kind"), "kind")
+    owner = q.get("owner") or None
+    prefix = q.get("name") or ""
+    limit = _limit(q.get("limit"))
+    after = jsonio.decode_cursor(q["after"]) if q.get("after") else None
+    if after is None and prefix:
+        after = (prefix, NO_ID)  # the registry's order starts the prefix's run here
+    client = await gw.client(request.path_params["registry"])
+    page, watermark = await asyncio.gather(
+        client.list_operations(owner, status, kind, limit, after), client.watermark()
+    )
+    items = [s for s in page if s.display_name.startswith(prefix)]
+    more = len(page) == limit and len(items) == len(page)
+    last = items[-1] if items else None
+    cursor = jsonio.encode_cursor(last.display_name, last.id) if more and last else None
+    return _json({"items": items, "next": cursor, "watermark": watermark})
+
+
+@_handled
+async def get_operation(request: Request) -> Response:
+    gw = _gateway(request)
+    gw.authorize(request, write=False)
+    op_id = jsonio.decode_args(METHODS["snapshot"], {"op_id": request.path_params["op_id"]})[0]
+    client = await gw.client(request.path_params["registry"])
+    snap = await client.snapshot(op_id)
+    if snap is None:
+        raise HttpError(404, "NotFound", f"operation not found: {op_id}", {"id": str(op_id)})
+    return _json(snap)
+
+
+@_handled
+async def stats(request: Request) -> Response:
+    gw = _gateway(request)
+    gw.authorize(request, write=False)
+    client = await gw.client(request.path_params["registry"])
+    watermark = await client.watermark()
+    batch = await client.list_since(watermark, 1)
+    return _json({"watermark": batch.watermark, "dropped_through": batch.dropped_through})
+
+
+@_handled
+async def registries(request: Request) -> Response:
+    gw = _gateway(request)
+    gw.authorize(request, write=False)
+    return _json({"registries": gw.offered()})
+
+
+async def healthz(request: Request) -> Response:
+    gw = _gateway(request)
+    name = gw.offered()[0]
+    try:
+        client = await gw.client(name)
+        watermark = await asyncio.wait_for(client.watermark(), gw.config.call_timeout)
+    except (HttpError, OpsLifecycleError, TimeoutError) as exc:
+        return JSONResponse({"ok": False, "registry": name, "error": str(exc)}, 503)
+    return JSONResponse({"ok": True, "registry": name, "watermark": watermark})
+
+
+async def index(request: Request) -> Response:
+    return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    cls = {404: "UnknownPath", 405: "MethodNotAllowed"}.get(status, "HttpError")
+    detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
+    return JSONResponse({"error": {"class": cls, "message": str(detail), "fields": {}}}, status)
+
+
+def create_app(config: GatewayConfig) -> Starlette:
+    """The gateway's ASGI app; ``app.state.gateway`` is its :class:`Gateway`."""
+    gateway = Gateway(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        sse.attach(gateway)
+        try:
+            yield
+        finally:
+            gateway.closing.set()
+            await sse.detach(gateway)
+            await gateway.aclose()
+
+    base = "/v1/registries/{registry}"
+    routes = [
+        Route("/", index),
+        Route("/healthz", healthz),
+        Route("/openapi.json", openapi.openapi_json),
+        Route("/docs", openapi.docs_page),
+        Route("/v1/registries", registries),
+        Route(f"{base}/operations", list_operations),
+        Route(base + "/operations/{op_id}", get_operation),
+        Route(f"{base}/stats", stats),
+        Route(f"{base}/feed", sse.feed),
+        Route(base + "/{method}", call_method, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _not_found},
+    )
+    app.state.gateway = gateway
+    return app
