@@ -12,17 +12,13 @@ it; ``OPSREG_SKIP_BROWSER=1`` is the only way to skip them.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,6 +34,7 @@ from actors import (
 )
 from tests.transport.conftest import ROOT, ServerProcess, _drain
 from transport import RegistryClient
+from transport.cli.ready import await_ready
 
 INSTALL_HINT = (
     "the browser tests need Debian's Chromium and its driver (/usr/bin/chromium, "
@@ -101,18 +98,10 @@ def chrome() -> Iterator[Any]:
             driver.quit()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class GatewayProcess:
-    """``opsreg web`` in a child process, on a port of its own, its output drained."""
+    """``opsreg web`` in a child process (port 0; the address from its ``--ready-file``)."""
 
-    def __init__(self, endpoint: str, feed_endpoint: str, *extra: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+    def __init__(self, endpoint: str, feed_endpoint: str, ready_file: Path, *extra: str) -> None:
         self.log: list[str] = []
         cmd = [
             sys.executable,
@@ -124,28 +113,24 @@ class GatewayProcess:
             "--feed-endpoint",
             feed_endpoint,
             "--http",
-            f"127.0.0.1:{self.port}",
+            "127.0.0.1:0",
+            "--ready-file",
+            str(ready_file),
             *extra,
         ]
+        ready_file.unlink(missing_ok=True)
         self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        threading.Thread(target=_drain, args=(self.proc.stdout, self.log), daemon=True).start()
-        self._await_http(timeout=20.0)
-
-    def _await_http(self, timeout: float) -> None:
-        """Until the gateway answers HTTP at all (``/healthz``, whatever its status)."""
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            for _ in range(int(timeout / 0.05)):
-                try:
-                    with urllib.request.urlopen(f"{self.url}/healthz", timeout=1):
-                        return
-                except urllib.error.HTTPError:
-                    return
-                except OSError:
-                    pass
-                self.proc.wait(timeout=0.05)  # paces the retries; returns early if it died
-        raise RuntimeError(f"opsreg web did not start: {''.join(self.log)}")
+        ready, line = await_ready(self.proc, ready_file, timeout=30)
+        if ready is None:
+            err = self.proc.stderr.read() if self.proc.stderr else ""
+            self.stop()
+            raise RuntimeError(f"opsreg web did not start: {line!r} {err!r}")
+        #: the gateway's base address, ``http://127.0.0.1:PORT``
+        self.url: str = ready["http"]
+        for stream in (self.proc.stdout, self.proc.stderr):
+            threading.Thread(target=_drain, args=(stream, self.log), daemon=True).start()
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -238,7 +223,9 @@ class Stack:
 
     def __init__(self, tmp: Path) -> None:
         self.server = ServerProcess(tmp / "data", "--max-completed", "5000").start()
-        self.gateway = GatewayProcess(self.server.endpoint, self.server.feed_endpoint)
+        self.gateway = GatewayProcess(
+            self.server.endpoint, self.server.feed_endpoint, tmp / "web.ready.json"
+        )
         self.client = RegistryClient(self.server.endpoint, timeout=5.0)
         self.worker: Worker | None = None
 

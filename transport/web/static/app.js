@@ -361,8 +361,13 @@
     }
     noteUp();
     if (typeof data.watermark === 'number') state.watermark = Math.max(state.watermark, data.watermark);
-    const counts = data.counts || {};
     const box = $('counts');
+    if (!data.counts) { // a gateway whose stats carry no counts: no chips
+      box.replaceChildren();
+      renderConn();
+      return;
+    }
+    const counts = data.counts;
     const active = $('f-status').value;
     const chips = [];
     let total = 0;
@@ -398,7 +403,8 @@
       if (es !== feed.es) return;
       const hello = JSON.parse(ev.data);
       const wasReconnecting = feed.reconnecting || feed.opened;
-      feed.helloWatermark = hello.watermark;
+      // (watermark is null when the gateway could not reach the registry as it started)
+      feed.helloWatermark = hello.watermark ?? hello.after;
       state.watermark = Math.max(state.watermark, hello.watermark || 0);
       if (feed.lastSeq === null) feed.lastSeq = hello.after;
       feed.opened = true;
