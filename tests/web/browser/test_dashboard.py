@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ import pytest
 from actors import Cancelled, OperationProgressUpdate, OperationResult, OperationSpec
 from actors.calls import METHODS
 from tests.transport.conftest import ROOT
-from tests.web.browser.conftest import Stack
+from tests.web.browser.conftest import GatewayProcess, Stack
 
 SCREENSHOT = ROOT / "docs" / "dashboard.png"
 
@@ -76,15 +77,20 @@ def severe(driver: Any, allowed: tuple[str, ...] = ()) -> list[dict[str, Any]]:
 
 
 def open_dashboard(driver: Any, stack: Stack) -> None:
-    if not driver.current_url.startswith(stack.gateway.url):
+    if not driver.current_url.startswith(f"{stack.gateway.url}/"):
         driver.get(f"{stack.gateway.url}/")
+    await_page(driver)
+
+
+def await_page(driver: Any) -> None:
+    """Wait for the page to have rendered its table and opened its feed."""
     wait_for(
         driver,
         lambda d: js(d, "return document.body.dataset.rendered === '1'"),
-        10,
+        20,
         "the first table render",
     )
-    wait_for(driver, lambda d: conn_text(d) == "live", 10, "the feed to be live")
+    wait_for(driver, lambda d: conn_text(d) == "live", 20, "the feed to be live")
 
 
 def start_op(stack: Stack, name: str) -> OperationSpec:
@@ -139,17 +145,17 @@ def test_page_loads_and_renders_the_table(chrome: Any, stack: Stack) -> None:
     # The name search (a prefix, served by the registry's order).
     type_into(chrome, "f-name", "test: table")
     wanted = [s.display_name for s in specs]
-    wait_for(chrome, lambda d: table_names(d) == wanted, 10, "the search's rows")
+    wait_for(chrome, lambda d: table_names(d) == wanted, 20, "the search's rows")
     statuses = [row_status(chrome, s.id) for s in specs[:6]]
     assert statuses == ["completed"] * 4 + ["failed", "running"]
     progress = chrome.find_element("css selector", f'#ops-body tr[data-id="{specs[5].id}"]')
     assert "halfway" in progress.text
     # A status filter on top of it.
     choose(chrome, "f-status", "completed")
-    wait_for(chrome, lambda d: table_names(d) == wanted[:4], 10, "the completed ones")
+    wait_for(chrome, lambda d: table_names(d) == wanted[:4], 20, "the completed ones")
     choose(chrome, "f-status", "")
     type_into(chrome, "f-name", "")
-    wait_for(chrome, lambda d: len(table_names(d)) > 12, 10, "every operation again")
+    wait_for(chrome, lambda d: len(table_names(d)) > 12, 20, "every operation again")
 
 
 @pytest.mark.timeout(60)
@@ -157,13 +163,13 @@ def test_pages_by_cursor(chrome: Any, stack: Stack) -> None:
     open_dashboard(chrome, stack)
     wait_for(chrome, lambda d: len(table_names(d)) > 30, 20, "more than 30 operations")
     choose(chrome, "f-limit", "25")
-    wait_for(chrome, lambda d: len(table_names(d)) == 25, 10, "a page of 25")
+    wait_for(chrome, lambda d: len(table_names(d)) == 25, 20, "a page of 25")
     first = table_names(chrome)
     chrome.find_element("id", "next").click()
     wait_for(
         chrome,
         lambda d: d.find_element("id", "page-info").text.startswith("page 2"),
-        10,
+        20,
         "page 2",
     )
     second = table_names(chrome)
@@ -172,19 +178,19 @@ def test_pages_by_cursor(chrome: Any, stack: Stack) -> None:
     wait_for(
         chrome,
         lambda d: d.find_element("id", "page-info").text.startswith("page 1"),
-        10,
+        20,
         "page 1 again",
     )
     assert not chrome.find_element("id", "prev").is_enabled()
     choose(chrome, "f-limit", "100")
-    wait_for(chrome, lambda d: len(table_names(d)) > 25, 10, "a page of 100")
+    wait_for(chrome, lambda d: len(table_names(d)) > 25, 20, "a page of 100")
 
 
 @pytest.mark.timeout(60)
 def test_a_completion_shows_within_a_second_without_reload(chrome: Any, stack: Stack) -> None:
     open_dashboard(chrome, stack)
     spec = start_op(stack, "test: live completion")
-    wait_for(chrome, lambda d: row_status(d, spec.id) == "running", 10, "the new row")
+    wait_for(chrome, lambda d: row_status(d, spec.id) == "running", 20, "the new row")
     loads = js(chrome, "return performance.getEntriesByType('navigation').length")
     began = time.time()
     stack.client.complete_operation(spec.id, OperationResult(content="done"))
@@ -204,20 +210,21 @@ def test_a_completion_shows_within_a_second_without_reload(chrome: Any, stack: S
 def test_the_cancel_button_cancels(chrome: Any, stack: Stack) -> None:
     open_dashboard(chrome, stack)
     spec = start_op(stack, "test: cancel me")
-    wait_for(chrome, lambda d: row_status(d, spec.id) == "running", 10, "the new row")
+    wait_for(chrome, lambda d: row_status(d, spec.id) == "running", 20, "the new row")
     watch = stack.client.register_watcher(spec.id)
-    chrome.find_element("css selector", f'#ops-body tr[data-id="{spec.id}"]').click()
+    # (clicked from the page: the row is re-rendered every 2 s, a held element goes stale)
+    js(chrome, 'document.querySelector(`#ops-body tr[data-id="${arguments[0]}"]`).click()', spec.id)
     button = chrome.find_element("id", "d-cancel")
-    wait_for(chrome, lambda d: button.is_displayed() and button.is_enabled(), 10, "the button")
+    wait_for(chrome, lambda d: button.is_displayed() and button.is_enabled(), 20, "the button")
     button.click()
     outcome = watch.get(timeout=10)
     assert outcome == Cancelled(reason="cancelled from the dashboard")
     assert stack.client.snapshot(spec.id).status == "cancelled"
-    wait_for(chrome, lambda d: row_status(d, spec.id) == "cancelled", 5, "the cancelled row")
+    wait_for(chrome, lambda d: row_status(d, spec.id) == "cancelled", 20, "the cancelled row")
     wait_for(
         chrome,
         lambda d: "cancelled" in d.find_element("id", "d-timeline").text,
-        5,
+        20,
         "the timeline's outcome",
     )
     chrome.find_element("id", "d-close").click()
@@ -236,13 +243,46 @@ def test_screenshot_of_a_busy_page(chrome: Any, stack: Stack) -> None:
     wait_for(
         chrome,
         lambda d: js(d, "return document.querySelectorAll('#ops-body tr').length") >= 40,
-        10,
+        20,
         "forty rows",
     )
     assert stack.worker is not None and stack.worker.errors == 0
     js(chrome, "document.querySelector('.table-wrap').scrollTop = 0")
     chrome.save_screenshot(str(SCREENSHOT))
     assert SCREENSHOT.stat().st_size > 10_000
+
+
+@pytest.mark.timeout(60)
+def test_a_gateway_with_a_token_asks_for_it_once(chrome: Any, stack: Stack, tmp_path: Path) -> None:
+    """Reads closed by token: the page asks, keeps it for the tab, and the feed flows."""
+    token = "browser-test-token-0123456789"
+    (tmp_path / "token").write_text(token + "\n")
+    gateway = GatewayProcess(
+        stack.server.endpoint,
+        stack.server.feed_endpoint,
+        tmp_path / "web.ready.json",
+        *("--http-token-file", str(tmp_path / "token"), "--http-reads", "token"),
+    )
+    spec = start_op(stack, "test: seen through the token")
+    try:
+        chrome.get(f"{gateway.url}/")
+        box = chrome.find_element("id", "auth-token")
+        wait_for(chrome, lambda d: box.is_displayed(), 20, "the token form")
+        box.send_keys(token)
+        chrome.find_element("css selector", "#auth-form button").click()
+        wait_for(chrome, lambda d: conn_text(d) == "live", 20, "the feed, with the token")
+        type_into(chrome, "f-name", spec.display_name)
+        wait_for(chrome, lambda d: row_status(d, spec.id) == "running", 20, "its row")
+        stack.client.complete_operation(spec.id, OperationResult(content="ok"))
+        wait_for(chrome, lambda d: spec.id in {op for _, op in stream_rows(d)}, 20, "its entry")
+        chrome.refresh()  # the same tab: the token is kept, not asked again
+        await_page(chrome)
+        assert not chrome.find_element("id", "auth").is_displayed()
+    finally:
+        chrome.get("about:blank")  # before the gateway goes: no reads refused meanwhile
+        gateway.stop()
+    # the first reads, before the token was given, were answered 401
+    assert severe(chrome, ("status of 401",)) == []
 
 
 @pytest.mark.timeout(90)
@@ -263,7 +303,7 @@ def test_kill9_restart_the_page_recovers_with_every_row_once(chrome: Any, stack:
     wait_for(
         chrome,
         lambda d: spec.id in {op for _, op in stream_rows(d)},
-        10,
+        20,
         "a completion made after the restart",
     )
     shown = stream_rows(chrome)

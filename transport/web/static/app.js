@@ -32,6 +32,7 @@
     loading: false,
     loadSeq: 0,
     noProgressLog: false, // the registry answered UnknownMethod to progress_log
+    needToken: false, // a call answered 401: wait for the token before opening the feed
     upstreamDown: false, // the last read answered 503 / could not reach the gateway
     watermark: 0,
     terminal: new Map(), // op id -> feed entry, so an older page read never undoes the feed
@@ -123,7 +124,10 @@
     try { data = await resp.json(); } catch (e) { data = null; }
     if (resp.ok) return data;
     const err = (data && data.error) || {};
-    if (resp.status === 401) askToken();
+    if (resp.status === 401) {
+      state.needToken = true;
+      askToken();
+    }
     throw new ApiError(resp.status, err.class || `HTTP ${resp.status}`,
       err.message || resp.statusText || 'request failed', err.fields);
   }
@@ -239,8 +243,8 @@
       status: statusOf(entry.terminal_outcome),
       terminal_outcome: entry.terminal_outcome,
       completed_at_ms: entry.completed_at_ms,
-      elapsed_ms: entry.completed_at_ms !== null && item.created_at_ms
-        ? entry.completed_at_ms - item.created_at_ms : item.elapsed_ms,
+      elapsed_ms: entry.completed_at_ms !== null
+        ? Math.max(0, entry.completed_at_ms - item.created_at_ms) : item.elapsed_ms,
     });
   }
 
@@ -261,7 +265,7 @@
 
   function elapsedOf(it) {
     if (!LIVE.has(it.status)) return it.elapsed_ms;
-    return Date.now() - (it.started_at_ms || it.created_at_ms);
+    return Date.now() - it.created_at_ms; // as the registry's elapsed_ms: since registration
   }
 
   function statusBadge(status) {
@@ -598,6 +602,11 @@
     writeHash();
     $('detail').hidden = false;
     $('d-msg').textContent = '';
+    $('d-cancel').disabled = true; // until this operation's state is known
+    $('d-name').textContent = '…';
+    $('d-id').textContent = id;
+    $('d-facts').replaceChildren();
+    $('d-timeline').replaceChildren();
     for (const tr of document.querySelectorAll('#ops-body tr')) {
       tr.classList.toggle('selected', tr.dataset.id === id);
     }
@@ -749,6 +758,10 @@
   // ---------------------------------------------------------------- registries
 
   async function loadRegistries() {
+    // The registry named in the address (else "default") is opened at once, beside the list
+    // of registries: the first table does not wait for that extra round trip.
+    const want = readHash().get('r') || 'default';
+    if (state.registry === null) switchRegistry(want);
     let data;
     try {
       data = await api('GET', '/v1/registries');
@@ -758,13 +771,12 @@
       return;
     }
     const names = data.registries || [];
-    const want = readHash().get('r');
     const select = $('registry');
     select.replaceChildren(...names.map((n) => el('option', { value: n, text: n })));
     const chosen = names.includes(want) ? want : (names.includes('default') ? 'default' : names[0]);
     if (chosen) {
       select.value = chosen;
-      switchRegistry(chosen);
+      if (chosen !== state.registry) switchRegistry(chosen);
     }
     const op = readHash().get('op');
     if (op) openDetail(op);
@@ -785,6 +797,7 @@
     state.cursors = [null];
     state.page = 0;
     await loadPage();
+    if (state.needToken) return; // reads need the token: the form is up, it reopens all this
     openFeed(Math.max(0, state.watermark - HISTORY));
     loadStats();
   }
@@ -846,8 +859,9 @@
       state.token = token;
       sessionStorage.setItem('opsreg.token', token);
       $('auth').hidden = true;
-      if (state.registry) switchRegistry(state.registry);
-      else loadRegistries();
+      state.needToken = false;
+      state.registry = null;
+      loadRegistries();
     });
 
     setInterval(() => {
