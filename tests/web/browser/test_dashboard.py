@@ -7,6 +7,7 @@ checking the browser console for errors.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 from actors import Cancelled, OperationProgressUpdate, OperationResult, OperationSpec
 from actors.calls import METHODS
 from tests.transport.conftest import ROOT
-from tests.web.browser.conftest import GatewayProcess, Stack
+from tests.web.browser.conftest import GatewayProcess, Stack, failure
 
 SCREENSHOT = ROOT / "docs" / "dashboard.png"
 
@@ -227,6 +228,27 @@ def test_the_cancel_button_cancels(chrome: Any, stack: Stack) -> None:
         20,
         "the timeline's outcome",
     )
+    chrome.find_element("id", "d-close").click()
+
+
+@pytest.mark.timeout(60)
+def test_an_operations_timeline(chrome: Any, stack: Stack) -> None:
+    """Registered, started, its progress updates, and the failure with its traceback."""
+    open_dashboard(chrome, stack)
+    spec = start_op(stack, "test: timeline")
+    for i in range(1, 4):
+        stack.client.report_progress(spec.id, OperationProgressUpdate(f"step {i} of 3", i * 33.0))
+    stack.client.fail_operation(spec.id, failure(random.Random(3)))
+    chrome.get(f"{stack.gateway.url}/#op={spec.id}")  # an operation's own address
+    await_page(chrome)
+    timeline = chrome.find_element("id", "d-timeline")
+    wait_for(chrome, lambda d: "failed" in timeline.text, 20, "the timeline")
+    text = timeline.text
+    kept = ["step 1 of 3", "step 2 of 3"] if "progress_log" in METHODS else []
+    events = ["registered", "started", *kept, "step 3 of 3", "failed", "Traceback", "ValueError"]
+    at = [text.find(word) for word in events]
+    assert -1 not in at and at == sorted(at), text
+    assert not chrome.find_element("id", "d-cancel").is_enabled()
     chrome.find_element("id", "d-close").click()
 
 

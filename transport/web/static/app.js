@@ -663,7 +663,7 @@
     return list.map((x) => {
       if (Array.isArray(x)) return { at_ms: x[0], message: (x[1] || {}).message, percent: (x[1] || {}).percent };
       const u = x.update || x;
-      return { at_ms: x.at_ms ?? x.time_ms ?? x.received_at_ms ?? null, message: u.message, percent: u.percent };
+      return { at_ms: x.at_ms ?? null, message: u.message, percent: u.percent, number: x.number };
     });
   }
 
@@ -695,14 +695,15 @@
     if (snap.started_at_ms !== null && snap.started_at_ms !== undefined) item('', 'started', snap.started_at_ms);
     const entries = progressEntries(log);
     if (entries) {
-      const missing = snap.progress_count - entries.length;
+      const missing = entries.length && typeof entries[0].number === 'number'
+        ? entries[0].number - 1 : snap.progress_count - entries.length;
       if (missing > 0) items.push(el('li', { class: 'dim', text: `${plural(missing, 'earlier progress update')} not kept` }));
-      for (const p of entries) item('', progressText(p), p.at_ms);
+      for (const p of entries) item('t-progress', progressText(p), p.at_ms);
     } else if (snap.last_progress) {
       if (snap.progress_count > 1) {
         items.push(el('li', { class: 'dim', text: `${plural(snap.progress_count - 1, 'earlier progress update')} (${log.unavailable})` }));
       }
-      item('', progressText(snap.last_progress), null);
+      item('t-progress', progressText(snap.last_progress), null);
     }
     const o = snap.terminal_outcome;
     if (o) {
@@ -761,6 +762,7 @@
     // The registry named in the address (else "default") is opened at once, beside the list
     // of registries: the first table does not wait for that extra round trip.
     const want = readHash().get('r') || 'default';
+    const op = readHash().get('op'); // read first: switching registries rewrites the address
     if (state.registry === null) switchRegistry(want);
     let data;
     try {
@@ -778,7 +780,6 @@
       select.value = chosen;
       if (chosen !== state.registry) switchRegistry(chosen);
     }
-    const op = readHash().get('op');
     if (op) openDetail(op);
   }
 
@@ -852,6 +853,17 @@
     $('d-close').addEventListener('click', closeDetail);
     $('d-cancel').addEventListener('click', cancelSelected);
     document.addEventListener('keydown', (ev) => { if (ev.key === 'Escape') closeDetail(); });
+    window.addEventListener('hashchange', () => { // a link to #r=…&op=…, or the back button
+      const p = readHash();
+      const op = p.get('op');
+      const r = p.get('r');
+      if (r && r !== state.registry && [...$('registry').options].some((o) => o.value === r)) {
+        $('registry').value = r;
+        switchRegistry(r);
+      }
+      if (op && op !== state.selected) openDetail(op);
+      else if (!op && state.selected) closeDetail();
+    });
     $('auth-form').addEventListener('submit', (ev) => {
       ev.preventDefault();
       const token = $('auth-token').value.trim();
