@@ -188,6 +188,33 @@ def test_pages_by_cursor(chrome: Any, stack: Stack) -> None:
 
 
 @pytest.mark.timeout(60)
+def test_sorting_by_another_column_sorts_the_loaded_page(chrome: Any, stack: Stack) -> None:
+    open_dashboard(chrome, stack)
+    header = 'th[data-sort="{}"]'
+
+    def statuses(d: Any) -> list[str]:
+        return js(
+            d, "return [...document.querySelectorAll('#ops-body tr')].map(r => r.dataset.status)"
+        )  # type: ignore[no-any-return]
+
+    js(chrome, f"document.querySelector('{header.format('status')}').click()")
+    wait_for(
+        chrome,
+        lambda d: "within this page" in d.find_element("id", "sort-note").text,
+        20,
+        "the note",
+    )
+    shown = statuses(chrome)
+    assert len(set(shown)) > 1 and shown == sorted(shown)
+    js(chrome, f"document.querySelector('{header.format('display_name')}').click()")
+    wait_for(
+        chrome, lambda d: "server order" in d.find_element("id", "sort-note").text, 20, "the note"
+    )
+    names = table_names(chrome)
+    assert names == sorted(names)
+
+
+@pytest.mark.timeout(60)
 def test_a_completion_shows_within_a_second_without_reload(chrome: Any, stack: Stack) -> None:
     open_dashboard(chrome, stack)
     spec = start_op(stack, "test: live completion")
