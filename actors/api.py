@@ -152,21 +152,27 @@ class RegistryCalls:
         kind: OperationKind | None = None,
         limit: int | None = None,
         after: PageKey | None = None,
+        name_prefix: str | None = None,
+        order: str | None = None,
     ) -> list[OperationLifecycleSnapshot]:
-        """Operations by ``(display_name, id)``, filtered by owner, status and kind.
+        """Operations filtered by owner, status, kind and ``name_prefix``, in ``order``:
+        ``"name"`` (``(display_name, id)``, the default), ``"newest"`` or ``"oldest"``
+        (by registration).
 
         With ``limit``: one page of at most ``limit`` (<= ``MAX_PAGE``) operations
         after the key ``after`` (``page_key`` of the previous page's last item).
         Without: every match, read page by page (each reply stays bounded).
         """
+        query = (owner_session_id, status, kind)
+        tail = (name_prefix, order)
         if limit is not None:
             return self._call(  # type: ignore[no-any-return]
-                "list_operations", owner_session_id, status, kind, limit, after
+                "list_operations", *query, limit, after, *tail
             )
         out: list[OperationLifecycleSnapshot] = []
         while True:
             page: list[OperationLifecycleSnapshot] = self._call(
-                "list_operations", owner_session_id, status, kind, DEFAULT_PAGE, after
+                "list_operations", *query, DEFAULT_PAGE, after, *tail
             )
             out += page
             if len(page) < DEFAULT_PAGE:

@@ -183,6 +183,8 @@ _TABLE: Final = (
             Arg("kind", OperationKind | None, "`kind: OperationKind \\| nil`", True),
             Arg("limit", int | None, "`limit: int \\| nil`", True),
             Arg("after", PageKey | None, "`after: PageKey \\| nil`", True),
+            Arg("name_prefix", str | None, "`name_prefix: str \\| nil`", True),
+            Arg("order", str | None, '`order: "name" \\| "newest" \\| "oldest" \\| nil`', True),
         ),
         list[OperationLifecycleSnapshot],
         "array of `OperationLifecycleSnapshot`",

@@ -1,12 +1,15 @@
 """Pages of large reads: which operations a listing selects, in which order, how many.
 
-Pure functions over the registry's records, no threads. A listing's order is
-``(display_name, id)`` — the order ``list_operations`` has always had, made
-total by the id (display names repeat). A page is the first ``limit`` items
-of that order strictly after the key ``after`` (the ``(display_name, id)`` of
-the last item of the previous page), so paging never repeats an item and
-never skips one that existed throughout; an operation that appears, changes
-or goes between two pages shows as it is when its page is read.
+Pure functions over the registry's records, no threads. A listing's order is one of
+``ORDERS``: ``"name"`` (the default) is ``(display_name, id)`` — the order
+``list_operations`` has always had, made total by the id (display names repeat);
+``"newest"`` and ``"oldest"`` are by id, which is a UUIDv7 and so sorts by
+registration time (newest first, or oldest first). A page is the first ``limit``
+items of that order strictly after the key ``after`` (the ``(display_name, id)`` of
+the last item of the previous page; the id orders read only its id), so paging never
+repeats an item and never skips one that existed throughout; an operation that
+appears, changes or goes between two pages shows as it is when its page is read.
+``name_prefix`` keeps only the operations whose ``display_name`` starts with it.
 
 Every reply is bounded: a call without ``limit`` gets ``DEFAULT_PAGE`` items
 and ``limit`` may be at most ``MAX_PAGE``. The callers' facade
@@ -24,12 +27,14 @@ from typing import Any, Final
 from actors.errors import InvalidArgument
 from actors.model import OperationId, OperationKind, OperationStatus
 
-__all__ = ["DEFAULT_PAGE", "MAX_PAGE", "OperationQuery", "page_limit"]
+__all__ = ["DEFAULT_PAGE", "MAX_PAGE", "ORDERS", "OperationQuery", "page_limit"]
 
 #: items in one reply when the caller names no limit
 DEFAULT_PAGE: Final = 256
 #: the largest page a caller may ask for
 MAX_PAGE: Final = 1024
+#: the orders a listing may ask for (None means "name")
+ORDERS: Final = ("name", "newest", "oldest")
 
 
 def page_limit(limit: object) -> int:
@@ -44,7 +49,7 @@ def page_limit(limit: object) -> int:
 class OperationQuery:
     """The filters and page of one ``list_operations`` call, validated at construction."""
 
-    __slots__ = ("after", "kind", "limit", "owner_session_id", "status")
+    __slots__ = ("after", "kind", "limit", "name_prefix", "order", "owner_session_id", "status")
 
     def __init__(
         self,
@@ -53,9 +58,17 @@ class OperationQuery:
         kind: object = None,
         limit: object = None,
         after: object = None,
+        name_prefix: object = None,
+        order: object = None,
     ) -> None:
         if owner_session_id is not None and not isinstance(owner_session_id, str):
             raise InvalidArgument("owner_session_id must be a string or None")
+        if name_prefix is not None and not isinstance(name_prefix, str):
+            raise InvalidArgument("name_prefix must be a string or None")
+        if order is not None and order not in ORDERS:
+            raise InvalidArgument(f"order must be one of {', '.join(ORDERS)}; got {order!r}")
+        self.name_prefix = name_prefix or None
+        self.order = order or "name"
         self.owner_session_id = owner_session_id
         self.status = None if status is None else _member(OperationStatus, status, "status")
         self.kind = None if kind is None else _member(OperationKind, kind, "kind")
@@ -65,6 +78,11 @@ class OperationQuery:
     def select(self, records: Iterable[Any]) -> list[Any]:
         """The records of this page, in ``(display_name, id)`` order."""
         owner, status, kind, after = self.owner_session_id, self.status, self.kind, self.after
+        prefix, order = self.name_prefix, self.order
+        if order == "newest":
+            # Records arrive about in registration order: read them backwards, so the
+            # first ones kept are already the newest and the heap rarely changes.
+            records = reversed(list(records))
         chosen = []
         for rec in records:
             spec = rec.spec
@@ -74,14 +92,29 @@ class OperationQuery:
                 continue
             if kind is not None and spec.kind is not kind:
                 continue
-            if after is not None and (spec.display_name, spec.id) <= after:
+            if prefix is not None and not spec.display_name.startswith(prefix):
                 continue
+            if after is not None:
+                if order == "name" and (spec.display_name, spec.id) <= after:
+                    continue
+                if order == "oldest" and spec.id <= after[1]:
+                    continue
+                if order == "newest" and spec.id >= after[1]:
+                    continue
             chosen.append(rec)
-        return heapq.nsmallest(self.limit, chosen, key=_order)
+        if order == "name":
+            return heapq.nsmallest(self.limit, chosen, key=_by_name)
+        if order == "oldest":
+            return heapq.nsmallest(self.limit, chosen, key=_by_id)
+        return heapq.nlargest(self.limit, chosen, key=_by_id)
 
 
-def _order(rec: Any) -> tuple[str, str]:
+def _by_name(rec: Any) -> tuple[str, str]:
     return (rec.spec.display_name, rec.spec.id)
+
+
+def _by_id(rec: Any) -> str:
+    return rec.spec.id  # type: ignore[no-any-return]
 
 
 def _member(kind: Any, value: object, what: str) -> Any:

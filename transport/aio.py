@@ -253,16 +253,20 @@ class AsyncRegistryClient:
         kind: OperationKind | None = None,
         limit: int | None = None,
         after: PageKey | None = None,
+        name_prefix: str | None = None,
+        order: str | None = None,
     ) -> list[OperationLifecycleSnapshot]:
         """As ``RegistryCalls.list_operations``: without ``limit``, every page."""
+        query = (owner_session_id, status, kind)
+        tail = (name_prefix, order)
         if limit is not None:
             return await self._call(  # type: ignore[no-any-return]
-                "list_operations", owner_session_id, status, kind, limit, after
+                "list_operations", *query, limit, after, *tail
             )
         out: list[OperationLifecycleSnapshot] = []
         while True:
             page: list[OperationLifecycleSnapshot] = await self._call(
-                "list_operations", owner_session_id, status, kind, DEFAULT_PAGE, after
+                "list_operations", *query, DEFAULT_PAGE, after, *tail
             )
             out += page
             if len(page) < DEFAULT_PAGE:

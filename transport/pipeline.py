@@ -161,9 +161,13 @@ class Pipeline:
         kind: OperationKind | None = None,
         limit: int | None = None,
         after: PageKey | None = None,
+        name_prefix: str | None = None,
+        order: str | None = None,
     ) -> OpsFuture[list[OperationLifecycleSnapshot]]:
         """One page (the server's default size without ``limit``)."""
-        return self._send("list_operations", owner_session_id, status, kind, limit, after)
+        return self._send(
+            "list_operations", owner_session_id, status, kind, limit, after, name_prefix, order
+        )
 
     def terminate_owner(self, reason: str) -> OpsFuture[None]:
         return self._send("terminate_owner", reason)

@@ -192,8 +192,16 @@ CALLS: dict[str, tuple[tuple[Any, ...], str, Any]] = {
     "mark_retired": ((A,), "A -> retired", None),
     "snapshot": ((A,), "the view of A, or nil when it is unknown", SNAP),
     "list_operations": (
-        ("s1", OperationStatus.RUNNING, OperationKind.MOB_MEMBER_CHILD, 100, ("build", A)),
-        "owner s1's running mob_member_child operations, 100 per page, after (build, A)",
+        (
+            "s1",
+            OperationStatus.RUNNING,
+            OperationKind.MOB_MEMBER_CHILD,
+            100,
+            ("build", A),
+            "bu",
+            "name",
+        ),
+        "owner s1's running mob_member_child operations named bu…, 100 per page by name, after (build, A)",
         [RUNNING],
     ),
     "terminate_owner": (("shutting down",), "every non-terminal operation -> terminated", None),

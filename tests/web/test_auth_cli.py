@@ -149,3 +149,15 @@ def test_serve_with_http_prints_the_dashboard_address(tmp_path: Path) -> None:
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "opsreg stopped cleanly" in out
+
+
+def test_a_busy_http_port_is_named_and_exits_1(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = opsreg("web", "--http", f"127.0.0.1:{port}")
+    assert done.returncode == 1, done.stderr
+    assert f"cannot serve HTTP on 127.0.0.1:{port}" in done.stderr

@@ -284,6 +284,23 @@ def test_paging_over_ten_thousand_operations(tmp_path: Any) -> None:
         status, page = http.get("/v1/registries/default/operations?name=op-0999&limit=50")
         assert [s["display_name"] for s in page["items"]] == [f"op-0999{i}" for i in range(10)]
         assert page["next"] is None
+        newest: list[str] = []
+        after = ""
+        while True:  # newest first: by id, a UUIDv7, so by registration
+            status, page = http.get(
+                f"/v1/registries/default/operations?order=newest&limit=1000{after}"
+            )
+            newest += [s["id"] for s in page["items"]]
+            if page["next"] is None:
+                break
+            after = f"&after={page['next']}"
+        assert newest == [str(s.id) for s in reversed(specs)]
+        status, page = http.get("/v1/registries/default/operations?order=oldest&name=op-00&limit=3")
+        assert [s["display_name"] for s in page["items"]] == ["op-00000", "op-00001", "op-00002"]
+        assert error_of(http.get("/v1/registries/default/operations?order=up")) == (
+            422,
+            "InvalidArgument",
+        )
     finally:
         gateway.stop()
         server.stop()
@@ -314,3 +331,32 @@ def test_openapi_names_every_method_and_every_route_answers(web: Web) -> None:
             else web.http.post(real.rsplit("/", 1)[1], {})
         )
         assert status in (200, 404, 422), (path, status)
+
+
+def test_one_caller_cannot_hold_every_wait(tmp_path: Any) -> None:
+    # The gateway's waits share one server connection; a caller past its share is 429
+    # and the others still get theirs.
+    server = start_server(tmp_path)
+    gateway = start_gateway(server, max_held_per_caller=3, max_held=5)
+    http = Http(gateway.url)
+    pool = ThreadPoolExecutor(8)
+    try:
+        op = running(http)
+        held = [pool.submit(http.post, "register_watcher", {"op_id": op}) for _ in range(3)]
+        until(lambda: http.ok("snapshot", {"op_id": op})["watcher_count"] == 3)
+        status, body = http.post("register_watcher", {"op_id": op, "timeout": 5})
+        assert (status, body["error"]["class"]) == (429, "LimitExceeded")
+        assert body["error"]["fields"] == {"what": "held requests per caller", "limit": 3}
+        assert gateway.url  # the bound is per caller address: 127.0.0.1 here
+        http.ok("complete_operation", {"op_id": op, "result": {"content": "ok"}})
+        assert [f.result(10)[0] for f in held] == [200, 200, 200]
+        # Released: the same caller may hold again.
+        op2 = running(http, "again")
+        again = pool.submit(http.post, "register_watcher", {"op_id": op2})
+        until(lambda: http.ok("snapshot", {"op_id": op2})["watcher_count"] == 1)
+        http.ok("cancel_operation", {"op_id": op2})
+        assert again.result(10)[0] == 200
+    finally:
+        pool.shutdown()
+        gateway.stop()
+        server.stop()

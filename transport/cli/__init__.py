@@ -396,7 +396,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=fmt,
     )
     methods.set_defaults(func=_methods)
-    web_cli.add_web_parser(sub, common, fmt, EXIT_HELP)
+    web_cli.add_web_parser(sub)
     return parser
 
 

@@ -13,7 +13,15 @@ import sys
 import threading
 from typing import Any
 
-from transport.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Fail, curve_options, host_port
+from transport.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    DefaultsFormatter,
+    Fail,
+    curve_options,
+    host_port,
+)
 from transport.cli.ready import write_ready_file
 
 __all__ = ["add_http_options", "gateway_config", "web"]
@@ -105,6 +113,7 @@ def web(args: argparse.Namespace) -> int:
     from transport.logsetup import install as install_logging
 
     config = gateway_config(args, args.endpoint, args.feed_endpoint, **curve_options(args))
+    config.call_timeout = args.timeout
     install_logging(args.log_level, "text")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -128,17 +137,56 @@ def web(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_web_parser(sub: Any, common: list[Any], fmt: Any, epilog: str) -> None:
+def add_web_parser(sub: Any) -> None:
     """``opsreg web``'s parser."""
+    import textwrap
+
+    from transport.cli.common import DEFAULT_ENDPOINT, DEFAULT_FEED_ENDPOINT, env, positive_float
+
     p = sub.add_parser(
         "web",
-        parents=common,
         help="serve the JSON API, the SSE feed and the dashboard for a running server",
-        description="Run an HTTP gateway to the registry server at --endpoint "
-        "(docs/http.md): every method over JSON, reads as GETs, the feed as Server-Sent "
-        "Events, and the dashboard at /. Runs until SIGTERM or SIGINT.",
-        epilog=epilog,
-        formatter_class=fmt,
+        description=textwrap.fill(
+            "Run an HTTP gateway to the registry server at --endpoint (docs/http.md): every "
+            "method over JSON, reads as GETs, the feed as Server-Sent Events, and the "
+            "dashboard at /. Runs until SIGTERM or SIGINT.",
+            78,
+        ),
+        epilog="exit status: 0 after a clean stop, 1 if it cannot listen, 2 on bad usage "
+        "(a non-loopback --http without --http-token-file, an unreadable token file)",
+        formatter_class=DefaultsFormatter,
+    )
+    conn = p.add_argument_group("registry server")
+    conn.add_argument(
+        "--endpoint",
+        default=env("OPSREG_ENDPOINT", DEFAULT_ENDPOINT),
+        help="its request endpoint (env OPSREG_ENDPOINT)",
+    )
+    conn.add_argument(
+        "--feed-endpoint",
+        default=env("OPSREG_FEED_ENDPOINT", DEFAULT_FEED_ENDPOINT),
+        help="its completion feed endpoint (env OPSREG_FEED_ENDPOINT)",
+    )
+    conn.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=10.0,
+        metavar="SECONDS",
+        help="a call the server does not answer by then is 503 CallTimeout",
+    )
+    conn.add_argument(
+        "--curve-server",
+        metavar="FILE",
+        default=os.environ.get("OPSREG_CURVE_SERVER"),
+        help="the server's public certificate, enables CURVE (env OPSREG_CURVE_SERVER; "
+        "default: none)",
+    )
+    conn.add_argument(
+        "--curve-cert",
+        metavar="FILE",
+        default=os.environ.get("OPSREG_CURVE_CERT"),
+        help="the gateway's secret certificate, with --curve-server (env OPSREG_CURVE_CERT; "
+        "default: none)",
     )
     add_http_options(p, required=True)
     p.add_argument(

@@ -86,6 +86,7 @@ def invalid_arguments(s: Session) -> str:
         ("report_progress", (op, {"message": "x", "percent": True})),
         ("register_operation", ({"id": str(OperationId.new())},)),
         ("list_operations", (None, "no-such-status", None, 5, None)),
+        ("list_operations", (None, None, None, 5, None, None, "sideways")),
         ("list_since", (-1, 5)),
         ("watermark", ("extra",)),
         ("no_such_method", ()),

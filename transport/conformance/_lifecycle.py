@@ -154,6 +154,18 @@ def list_operations(s: Session) -> None:
             break
         after = [page[-1].display_name, page[-1].id]
     expect(pages == order, "pages of 2 do not add up to the listing")
+    by_id = sorted(sp.id for sp in specs)
+    for how, want in (("oldest", by_id), ("newest", by_id[::-1])):
+        pages, after = [], None
+        for _ in range(5):
+            page = s.ok("list_operations", owner, None, None, 2, after, None, how)
+            pages += [x.id for x in page]
+            if len(page) < 2:
+                break
+            after = [page[-1].display_name, page[-1].id]
+        expect(pages == want, f"order {how!r}: pages of 2 are not by id")
+    named = s.ok("list_operations", owner, None, None, 10, None, "page-3", None)
+    expect([x.display_name for x in named] == ["page-3"], "name_prefix selects the wrong ones")
     for spec in specs:
         s.ok("cancel_operation", spec.id, "paging done")
 

@@ -27,7 +27,7 @@ from starlette.staticfiles import StaticFiles
 
 from actors.calls import METHODS
 from actors.errors import InvalidArgument, OpsLifecycleError
-from actors.model import NO_ID, OperationKind, OperationStatus
+from actors.model import OperationKind, OperationStatus
 from actors.paging import MAX_PAGE
 from transport.aio import AsyncRegistryClient
 from transport.web import jsonio, openapi, sse
@@ -50,6 +50,9 @@ class Gateway:
         config.check()
         self.config = config
         self._clients: dict[str, AsyncRegistryClient] = {}
+        #: held futures by caller address (docs/http.md §1, "Futures are held")
+        self.held: dict[str, int] = {}
+        self.held_total = 0
         self._lock = asyncio.Lock()
         #: set when the gateway stops: long-lived responses (the SSE feed) end on it
         self.closing = asyncio.Event()
@@ -113,7 +116,8 @@ class Gateway:
 
 
 def _json(value: Any, status: int = 200) -> Response:
-    return Response(jsonio.encode_json(value), status, media_type="application/json")
+    # A newline at the end: `curl` output stays one answer per line.
+    return Response(jsonio.encode_json(value) + b"\n", status, media_type="application/json")
 
 
 def _error(exc: BaseException) -> Response:
@@ -198,6 +202,38 @@ def _timeout(gw: Gateway, body: dict[str, Any]) -> float:
     return float(value)
 
 
+def _admit_hold(gw: Gateway, request: Request) -> str:
+    """Count one more held request for its caller, or 429 when a bound is reached."""
+    caller = request.client.host if request.client else "?"
+    cfg = gw.config
+    if gw.held.get(caller, 0) >= cfg.max_held_per_caller:
+        raise HttpError(
+            429,
+            "LimitExceeded",
+            f"held requests from {caller} (limit: {cfg.max_held_per_caller})",
+            {"what": "held requests per caller", "limit": cfg.max_held_per_caller},
+        )
+    if gw.held_total >= cfg.max_held:
+        raise HttpError(
+            429,
+            "LimitExceeded",
+            f"held requests at this gateway (limit: {cfg.max_held})",
+            {"what": "held requests", "limit": cfg.max_held},
+        )
+    gw.held[caller] = gw.held.get(caller, 0) + 1
+    gw.held_total += 1
+    return caller
+
+
+def _release_hold(gw: Gateway, caller: str) -> None:
+    gw.held_total -= 1
+    left = gw.held[caller] - 1
+    if left:
+        gw.held[caller] = left
+    else:
+        del gw.held[caller]
+
+
 @_handled
 async def call_method(request: Request) -> Response:
     gw = _gateway(request)
@@ -214,8 +250,12 @@ async def call_method(request: Request) -> Response:
     client = await gw.client(request.path_params["registry"])
     call = getattr(client, name)
     if method.future:
-        waiting = await call(*args)
-        return _json(await _hold(request, gw, waiting, timeout))
+        caller = _admit_hold(gw, request)
+        try:
+            waiting = await call(*args)
+            return _json(await _hold(request, gw, waiting, timeout))
+        finally:
+            _release_hold(gw, caller)
     value = await call(*args)
     if name == "register_operation":
         return _json({"id": args[0].id})
@@ -248,19 +288,17 @@ async def list_operations(request: Request) -> Response:
     status = _enum(OperationStatus, q.get("status"), "status")
     kind = _enum(OperationKind, q.get("kind"), "kind")
     owner = q.get("owner") or None
-    prefix = q.get("name") or ""
+    prefix = q.get("name") or None
+    order = q.get("order") or None
     limit = _limit(q.get("limit"))
     after = jsonio.decode_cursor(q["after"]) if q.get("after") else None
-    if after is None and prefix:
-        after = (prefix, NO_ID)  # the registry's order starts the prefix's run here
     client = await gw.client(request.path_params["registry"])
-    page, watermark = await asyncio.gather(
-        client.list_operations(owner, status, kind, limit, after), client.watermark()
+    items, watermark = await asyncio.gather(
+        client.list_operations(owner, status, kind, limit, after, prefix, order),
+        client.watermark(),
     )
-    items = [s for s in page if s.display_name.startswith(prefix)]
-    more = len(page) == limit and len(items) == len(page)
-    last = items[-1] if items else None
-    cursor = jsonio.encode_cursor(last.display_name, last.id) if more and last else None
+    last = items[-1] if len(items) == limit else None
+    cursor = None if last is None else jsonio.encode_cursor(last.display_name, last.id)
     return _json({"items": items, "next": cursor, "watermark": watermark})
 
 

@@ -43,6 +43,13 @@ class GatewayConfig:
     sse_heartbeat: float = 15.0
     #: the largest request body accepted (413 beyond it)
     max_body: int = 1 << 20
+    #: held futures (requests waiting for a value) per caller address and in all: the
+    #: gateway's waits share one server connection, whose waits the server bounds
+    #: (``max_waits_per_client``), so one caller must not be able to take them all
+    max_held_per_caller: int = 256
+    max_held: int = 4096
+    #: open HTTP connections (uvicorn answers 503 beyond it), SSE streams included
+    max_connections: int = 2048
     #: CURVE keys for the registry server (as for ``RegistryClient``)
     curve_server_key: bytes | None = None
     curve_keypair: tuple[bytes, bytes] | None = field(default=None, repr=False)
@@ -65,8 +72,9 @@ class GatewayConfig:
         for what in ("call_timeout", "default_wait_timeout", "max_wait_timeout", "sse_heartbeat"):
             if not getattr(self, what) > 0:
                 raise ValueError(f"{what} must be positive")
-        if self.max_registries < 1:
-            raise ValueError("max_registries must be at least 1")
+        for what in ("max_registries", "max_held_per_caller", "max_held", "max_connections"):
+            if getattr(self, what) < 1:
+                raise ValueError(f"{what} must be at least 1")
 
     def offers(self, registry: str) -> bool:
         """Whether ``registry`` is a name this gateway serves."""

@@ -149,13 +149,14 @@ def openapi_spec() -> dict[str, Any]:
         },
     )
     paths[f"{base}/operations"] = _get(
-        "one page of operations, in (display_name, id) order",
+        "one page of operations, by name (display_name, id), newest or oldest first",
         [
             _REGISTRY,
             _query("status", {"$ref": _REF.format(name="OperationStatus")}, "only this status"),
             _query("kind", {"$ref": _REF.format(name="OperationKind")}, "only this kind"),
             _query("owner", {"type": "string"}, "only this owner session"),
             _query("name", {"type": "string"}, "only names starting with this"),
+            _query("order", {"enum": ["name", "newest", "oldest"], "default": "name"}, "the order"),
             _query(
                 "limit", {"type": "integer", "minimum": 1, "maximum": 1024, "default": 100}, "rows"
             ),

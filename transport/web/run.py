@@ -80,6 +80,7 @@ def start_gateway_thread(config: GatewayConfig, ready_timeout: float = 30.0) -> 
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=2,
+        limit_concurrency=config.max_connections,
         ws="none",
     )
     server = uvicorn.Server(uv)
