@@ -116,6 +116,12 @@ def table_names(driver: Any) -> list[str]:
     )
 
 
+def row_ids(driver: Any) -> list[str]:
+    return js(
+        driver, "return [...document.querySelectorAll('#ops-body tr')].map(r => r.dataset.id)"
+    )  # type: ignore[no-any-return]
+
+
 def type_into(driver: Any, element_id: str, text: str) -> None:
     box = driver.find_element("id", element_id)
     box.clear()
@@ -206,6 +212,24 @@ def test_sorting_by_another_column_sorts_the_loaded_page(chrome: Any, stack: Sta
     )
     shown = statuses(chrome)
     assert len(set(shown)) > 1 and shown == sorted(shown)
+    # "created" is an order the registry pages in: newest first, then oldest first (by id,
+    # a UUIDv7, so by registration time)
+    js(chrome, f"document.querySelector('{header.format('created_at_ms')}').click()")
+    wait_for(
+        chrome,
+        lambda d: d.find_element("id", "sort-note").text.startswith("newest first"),
+        20,
+        "newest",
+    )
+    wait_for(chrome, lambda d: (ids := row_ids(d)) == sorted(ids, reverse=True), 20, "newest rows")
+    js(chrome, f"document.querySelector('{header.format('created_at_ms')}').click()")
+    wait_for(
+        chrome,
+        lambda d: d.find_element("id", "sort-note").text.startswith("oldest first"),
+        20,
+        "oldest",
+    )
+    wait_for(chrome, lambda d: (ids := row_ids(d)) == sorted(ids), 20, "oldest rows")
     js(chrome, f"document.querySelector('{header.format('display_name')}').click()")
     wait_for(
         chrome, lambda d: "server order" in d.find_element("id", "sort-note").text, 20, "the note"

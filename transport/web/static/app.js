@@ -28,6 +28,7 @@
     next: null,
     items: [],
     sort: { key: 'display_name', desc: false },
+    order: 'name', // the server's order: name | newest | oldest (docs/http.md §2)
     selected: null,
     loading: false,
     loadSeq: 0,
@@ -195,6 +196,7 @@
       if (v) p.set(key, v);
     }
     p.set('limit', $('f-limit').value);
+    if (state.order !== 'name') p.set('order', state.order);
     const after = state.cursors[state.page];
     if (after) p.set('after', after);
     return p;
@@ -248,10 +250,13 @@
     });
   }
 
+  /** The registry pages in one of three orders: by name, newest or oldest registration. */
+  const SERVER_ORDER = { name: 'display_name', newest: 'created_at_ms', oldest: 'created_at_ms' };
+
   function sortedItems() {
     const items = state.items.map(current);
     const { key, desc } = state.sort;
-    if (key === 'display_name') return desc ? items.reverse() : items; // the server's order
+    if (key === SERVER_ORDER[state.order]) return items; // as the server sent them
     const val = (it) => (key === 'elapsed' ? elapsedOf(it) : it[key]);
     items.sort((a, b) => {
       const x = val(a); const y = val(b);
@@ -316,9 +321,10 @@
       th.classList.toggle('sorted', th.dataset.sort === key);
       th.classList.toggle('desc', th.dataset.sort === key && desc);
     }
-    $('sort-note').textContent = key === 'display_name'
-      ? `sorted by name (server order)${desc ? ', this page reversed' : ''}`
-      : `sorted by ${headerLabel(key)} within this page; pages follow the server's name order`;
+    const server = { name: 'by name', newest: 'newest first', oldest: 'oldest first' }[state.order];
+    $('sort-note').textContent = key === SERVER_ORDER[state.order]
+      ? `${server} (server order)`
+      : `sorted by ${headerLabel(key)} within this page; pages are ${server} (server order)`;
   }
   const headerLabel = (key) => document.querySelector(`th[data-sort="${key}"]`).textContent.replace(/[↓↑ ]+$/, '');
 
@@ -831,6 +837,15 @@
     for (const header of document.querySelectorAll('th[data-sort]')) {
       header.addEventListener('click', () => {
         const key = header.dataset.sort;
+        if (key === 'display_name' || key === 'created_at_ms') {
+          // An order the registry pages in: a new first page, in that order.
+          const order = key === 'display_name' ? 'name'
+            : (state.order === 'newest' ? 'oldest' : 'newest');
+          state.order = order;
+          state.sort = { key, desc: order === 'newest' };
+          resetPaging();
+          return;
+        }
         state.sort = { key, desc: state.sort.key === key ? !state.sort.desc : false };
         renderTable();
       });
