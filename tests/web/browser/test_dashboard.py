@@ -17,8 +17,9 @@ import pytest
 
 from actors import Cancelled, OperationProgressUpdate, OperationResult, OperationSpec
 from actors.calls import METHODS
-from tests.transport.conftest import ROOT
+from tests.transport.conftest import ROOT, ServerProcess
 from tests.web.browser.conftest import GatewayProcess, Stack, failure
+from transport import RegistryClient
 
 SCREENSHOT = ROOT / "docs" / "dashboard.png"
 
@@ -356,6 +357,61 @@ def test_a_gateway_with_a_token_asks_for_it_once(chrome: Any, stack: Stack, tmp_
         gateway.stop()
     # the first reads, before the token was given, were answered 401
     assert severe(chrome, ("status of 401",)) == []
+
+
+def complete_many(endpoint: str, count: int) -> None:
+    with RegistryClient(endpoint, timeout=30) as client:
+        for start in range(0, count, 500):
+            with client.pipeline() as p:
+                for i in range(start, min(count, start + 500)):
+                    spec = OperationSpec(owner_session_id="bulk", display_name=f"bulk {i:04d}")
+                    p.register_operation(spec)
+                    p.provisioning_succeeded(spec.id)
+                    p.complete_operation(spec.id, OperationResult(content="ok"))
+
+
+@pytest.mark.timeout(60)
+def test_a_gateway_restart_resumes_the_feed_and_shows_a_gap(chrome: Any, tmp_path: Path) -> None:
+    """The gateway goes away while more completions happen than the registry keeps (1,024
+    here); a new gateway on the same address: the page's EventSource reconnects by itself
+    with Last-Event-ID, and what the registry no longer holds arrives as one gap."""
+    server = ServerProcess(tmp_path / "data", "--max-completed", "50").start()
+    ready = tmp_path / "web.json"
+    gateway = GatewayProcess(server.endpoint, server.feed_endpoint, ready)
+    try:
+        complete_many(server.endpoint, 10)
+        chrome.get(f"{gateway.url}/")
+        await_page(chrome)
+        wait_for(chrome, lambda d: 10 in dict(stream_rows(d)), 20, "seqs 1-10")
+        address = gateway.url.removeprefix("http://")
+        gateway.stop()
+        wait_for(chrome, lambda d: conn_text(d) == "reconnecting…", 20, "'reconnecting…'")
+        complete_many(server.endpoint, 1100)
+        gateway = GatewayProcess(server.endpoint, server.feed_endpoint, ready, "--http", address)
+        wait_for(
+            chrome,
+            lambda d: js(d, "return window.opsregDash.feed.lastSeq") == 1110,
+            20,
+            "seq 1110 on the page",
+        )
+        with RegistryClient(server.endpoint, timeout=10) as client:
+            kept_from = client.list_since(0, 1).entries[0].seq
+        assert kept_from > 11  # the registry no longer holds 11..kept_from-1
+        dash = js(chrome, "return window.opsregDash")
+        assert dash["gaps"] == [[11, kept_from - 1]]  # (its row is past the 1,000 kept now)
+        assert dash["duplicates"] == 0 and dash["holes"] == []
+        wait_for(
+            chrome,
+            lambda d: conn_text(d) == "reconnected, resumed after seq 10",
+            20,
+            "'reconnected, resumed after seq 10'",
+        )
+    finally:
+        chrome.get("about:blank")
+        gateway.stop()
+        server.stop()
+    # the reconnects refused while no gateway listened, and the stream it cut
+    assert severe(chrome, ("net::ERR_",)) == []
 
 
 @pytest.mark.timeout(90)

@@ -35,6 +35,7 @@
     noProgressLog: false, // the registry answered UnknownMethod to progress_log
     needToken: false, // a call answered 401: wait for the token before opening the feed
     upstreamDown: false, // the last read answered 503 / could not reach the gateway
+    downAtSeq: null, // the feed's last seq when reads began to fail
     watermark: 0,
     terminal: new Map(), // op id -> feed entry, so an older page read never undoes the feed
   };
@@ -46,7 +47,7 @@
   const resumed = { seq: null, until: 0 };
 
   // Exposed for the browser tests and bench/dashboard.py (read-only use).
-  const dash = { firstRenderMs: null, duplicates: 0, holes: [], state, feed };
+  const dash = { firstRenderMs: null, duplicates: 0, holes: [], gaps: [], state, feed };
   window.opsregDash = dash;
 
   // ---------------------------------------------------------------- helpers
@@ -168,21 +169,26 @@
     $('watermark').textContent = String(Math.max(state.watermark, feed.lastSeq || 0));
   }
 
+  /** Reads fail or hang: the registry server (or the gateway) is not answering. */
   function noteDown() {
-    if (!state.upstreamDown && !feed.reconnecting) resumed.seq = null;
+    if (!state.upstreamDown) {
+      state.downAtSeq = feed.lastSeq; // the feed is complete up to here
+      resumed.seq = null;
+    }
     state.upstreamDown = true;
     renderConn();
   }
+  /** Reads answer again. Unless the feed's own reconnect said where it resumed (its
+   * `hello`), the feed stayed open through the outage and goes on after `downAtSeq`. */
   function noteUp() {
     if (state.upstreamDown) {
       state.upstreamDown = false;
-      markResumed();
+      if (resumed.seq === null) {
+        resumed.seq = state.downAtSeq ?? feed.lastSeq ?? 0;
+        resumed.until = Date.now() + 30000;
+      }
     }
     renderConn();
-  }
-  function markResumed() {
-    resumed.seq = feed.lastSeq === null ? feed.helloWatermark : feed.lastSeq;
-    resumed.until = Date.now() + 30000;
   }
 
   // ---------------------------------------------------------------- operations table
@@ -330,7 +336,12 @@
 
   /** A completion from the feed: its row changes now, not at the next page read. */
   function applyToTable(entry) {
-    state.terminal.set(entry.operation_id, Object.assign({ shownAt: Date.now() }, entry));
+    // Only what the row needs (an outcome can carry a large result): 20,000 of these are small.
+    state.terminal.set(entry.operation_id, {
+      terminal_outcome: { outcome: statusOf(entry.terminal_outcome) },
+      completed_at_ms: entry.completed_at_ms,
+      shownAt: Date.now(),
+    });
     if (state.terminal.size > 20000) {
       const oldest = state.terminal.keys().next().value;
       state.terminal.delete(oldest);
@@ -433,16 +444,12 @@
     es.addEventListener('gap', (ev) => {
       if (es !== feed.es) return;
       const gap = JSON.parse(ev.data);
+      if (feed.lastSeq !== null && gap.from !== feed.lastSeq + 1) dash.holes.push([feed.lastSeq + 1, gap.from - 1]);
+      dash.gaps.push([gap.from, gap.through]);
       feed.queue.push({ gap });
       if (feed.lastSeq === null || gap.through > feed.lastSeq) feed.lastSeq = gap.through;
       scheduleFlush();
     });
-    es.onopen = () => {
-      if (es !== feed.es) return;
-      if (feed.reconnecting && feed.opened) {
-        // reopened by the browser with Last-Event-ID; `hello` says where it resumed
-      }
-    };
     es.onerror = () => {
       if (es !== feed.es) return;
       feed.reconnecting = true;
