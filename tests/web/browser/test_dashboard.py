@@ -417,6 +417,7 @@ def test_a_gateway_restart_resumes_the_feed_and_shows_a_gap(chrome: Any, tmp_pat
 @pytest.mark.timeout(90)
 def test_kill9_restart_the_page_recovers_with_every_row_once(chrome: Any, stack: Stack) -> None:
     open_dashboard(chrome, stack)
+    wait_for(chrome, lambda d: len(stream_rows(d)) > 20, 20, "the stream's first rows")
     before = stream_rows(chrome)[-1][0]
     stack.server.kill9()
     wait_for(chrome, lambda d: conn_text(d) == "reconnecting…", 20, "'reconnecting…'")

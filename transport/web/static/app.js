@@ -38,6 +38,7 @@
     downAtSeq: null, // the feed's last seq when reads began to fail
     watermark: 0,
     terminal: new Map(), // op id -> feed entry, so an older page read never undoes the feed
+    changed: new Set(), // ids on this page the feed changed since the last flush
   };
   const feed = {
     es: null, lastSeq: null, helloWatermark: 0, opened: false, reconnecting: false,
@@ -286,7 +287,7 @@
   function rowFor(it) {
     const tr = el('tr', { data: { id: it.id, status: it.status } });
     const seen = state.terminal.get(it.id);
-    if (seen) tr.dataset.updatedAt = String(seen.shownAt); // when the feed changed this row
+    if (seen && seen.shownAt !== null) tr.dataset.updatedAt = String(seen.shownAt);
     if (it.id === state.selected) tr.classList.add('selected');
     const progress = el('td');
     if (it.last_progress) {
@@ -334,25 +335,36 @@
   }
   const headerLabel = (key) => document.querySelector(`th[data-sort="${key}"]`).textContent.replace(/[↓↑ ]+$/, '');
 
-  /** A completion from the feed: its row changes now, not at the next page read. */
+  /** A completion from the feed: its row changes at the next flush (within 40 ms), not at
+   * the next page read. The table is drawn again (not the row alone) so a sort by status
+   * stays true. */
   function applyToTable(entry) {
     // Only what the row needs (an outcome can carry a large result): 20,000 of these are small.
     state.terminal.set(entry.operation_id, {
       terminal_outcome: { outcome: statusOf(entry.terminal_outcome) },
       completed_at_ms: entry.completed_at_ms,
-      shownAt: Date.now(),
+      shownAt: null,
     });
     if (state.terminal.size > 20000) {
       const oldest = state.terminal.keys().next().value;
       state.terminal.delete(oldest);
     }
-    const row = document.querySelector(`#ops-body tr[data-id="${CSS.escape(entry.operation_id)}"]`);
-    if (!row) return;
-    const item = state.items.find((it) => it.id === entry.operation_id);
-    if (!item) return;
-    const fresh = rowFor(current(item));
-    fresh.classList.add('flash');
-    row.replaceWith(fresh);
+    if (state.items.some((it) => it.id === entry.operation_id)) state.changed.add(entry.operation_id);
+  }
+
+  function redrawChanged() {
+    if (state.changed.size === 0) return;
+    const now = Date.now();
+    for (const id of state.changed) {
+      const seen = state.terminal.get(id);
+      if (seen) seen.shownAt = now; // when the feed changed this row (data-updated-at)
+    }
+    renderTable();
+    for (const id of state.changed) {
+      const row = document.querySelector(`#ops-body tr[data-id="${CSS.escape(id)}"]`);
+      if (row) row.classList.add('flash');
+    }
+    state.changed.clear();
   }
 
   function tickElapsed() {
@@ -509,6 +521,7 @@
     list.prepend(frag);
     while (list.childElementCount > STREAM_ROWS) list.lastElementChild.remove();
     $('stream-info').textContent = feed.lastSeq === null ? '' : `up to seq ${feed.lastSeq}`;
+    redrawChanged();
     renderConn();
   }
 
@@ -802,6 +815,7 @@
     state.noProgressLog = false;
     state.items = [];
     state.terminal.clear();
+    state.changed.clear();
     state.watermark = 0;
     Object.assign(feed, { lastSeq: null, helloWatermark: 0, opened: false, reconnecting: false, queue: [] });
     chart.buckets.clear();
