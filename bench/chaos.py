@@ -135,14 +135,20 @@ def subscriber_main(feed: str, endpoint: str, log_path: str) -> None:
 
 
 class Proc:
-    def __init__(self, args: list[str]) -> None:
+    def __init__(self, args: list[str], err_path: Path | None = None) -> None:
         self.args = args
+        self.err_path = err_path
+        # A subscriber's stderr is kept (appended across restarts): one that dies on its
+        # own says why in the report instead of only "not caught up".
+        err = open(err_path, "ab") if err_path is not None else subprocess.DEVNULL  # noqa: SIM115
         self.popen = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), *args],
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=err,
         )
+        if err_path is not None:
+            err.close()  # type: ignore[union-attr]
 
     def kill9(self) -> None:
         if self.popen.poll() is None:
@@ -188,7 +194,10 @@ def run(seconds: float, seed: int, failure_rate: float, workdir: Path) -> dict[s
         Proc(["worker", endpoint, str(logs / f"worker{i}.log"), str(seed * 10 + i)])
         for i in range(4)
     ]
-    subs = [Proc(["subscriber", feed, endpoint, str(logs / f"sub{i}.log")]) for i in range(2)]
+    subs = [
+        Proc(["subscriber", feed, endpoint, str(logs / f"sub{i}.log")], logs / f"sub{i}.err")
+        for i in range(2)
+    ]
     faults: dict[str, int] = {
         "server_kill9": 0,
         "worker_kill9": 0,
@@ -221,7 +230,7 @@ def run(seconds: float, seed: int, failure_rate: float, workdir: Path) -> dict[s
             elif kind == "subscriber_kill9":
                 i = rng.randrange(len(subs))
                 subs[i].kill9()
-                subs[i] = Proc(subs[i].args)
+                subs[i] = Proc(subs[i].args, subs[i].err_path)
             else:
                 i = rng.randrange(len(subs))
                 subs[i].popen.send_signal(signal.SIGSTOP)
@@ -247,6 +256,9 @@ def run(seconds: float, seed: int, failure_rate: float, workdir: Path) -> dict[s
                     time.sleep(0.2)  # subscribers catch up on their own; poll their logs
                 if _read(cli.watermark) == batch.watermark:
                     break
+        # Whether each subscriber was still running when checked (one that exited on its
+        # own cannot catch up; its exit code and stderr go in the report).
+        exits = [s.popen.poll() for s in subs]
         for s in subs:
             s.kill9()
     finally:
@@ -255,7 +267,14 @@ def run(seconds: float, seed: int, failure_rate: float, workdir: Path) -> dict[s
                 p.popen.kill()
         server.terminate()
         server.wait(timeout=30)
-    return check(logs, batch, ops, faults, seconds)
+    return check(logs, batch, ops, faults, seconds, exits)
+
+
+def _tail(path: Path, lines: int = 6) -> list[str]:
+    """The last lines a process wrote to ``path`` (empty when it wrote nothing)."""
+    if not path.exists():
+        return []
+    return path.read_text(errors="replace").splitlines()[-lines:]
 
 
 def _read(call: Callable[[], T]) -> T:
@@ -289,7 +308,12 @@ def _sub_seqs(path: Path) -> list[int]:
 
 
 def check(
-    logs: Path, batch: Any, ops: list[Any], faults: dict[str, int], seconds: float
+    logs: Path,
+    batch: Any,
+    ops: list[Any],
+    faults: dict[str, int],
+    seconds: float,
+    exits: list[int | None],
 ) -> dict[str, Any]:
     from actors import Cancelled, Completed, Failed
 
@@ -340,6 +364,8 @@ def check(
                 "caught_up": got[-1:] == [batch.watermark],
                 # the seq a subscriber saw for an operation is the one the registry keeps
                 "same_seqs_as_registry": all(seq_of.get(op) == seq for seq, op in pairs),
+                "exit_code_at_check": exits[i],
+                "stderr_tail": _tail(logs / f"sub{i}.err"),
             }
         )
     acked_seqs_known = all(op in seq_of for op in acked)

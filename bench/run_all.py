@@ -4,7 +4,7 @@ Runs the scripts below one after another (each prints one JSON line), writes all
 ``bench/results/<timestamp>.json``, a table to ``bench/results/latest.md`` and a bar chart
 of every figure as a ratio to its baseline to ``bench/results/latest.png``.
 
-    python bench/run_all.py [--quick] [--out DIR]
+    python bench/run_all.py [--quick] [--out DIR] [--only SCRIPT ...]
     python bench/run_all.py --render bench/results/<timestamp>.json   # redraw only
 """
 
@@ -24,12 +24,17 @@ SCRIPTS = [
     "durability.py",
     "transport.py",
     "scaling.py",
+    "http_calls.py",
+    "http_sse.py",
+    "dashboard.py",
     "peers/ray_registry.py",
     "peers/dask_futures.py",
 ]
 
 
 def run(script: str, quick: bool) -> dict[str, Any]:
+    if not (HERE / script).exists():  # a script another branch adds
+        return {"bench": bench_name(script), "not_run": f"bench/{script} is missing"}
     cmd = [sys.executable, str(HERE / script), *(["--quick"] if quick else [])]
     print(f"# {script}", file=sys.stderr, flush=True)
     done = subprocess.run(cmd, cwd=HERE.parent, capture_output=True, text=True, check=False)
@@ -37,6 +42,20 @@ def run(script: str, quick: bool) -> dict[str, Any]:
     if done.returncode != 0 or not lines:
         return {"bench": script, "error": (done.stderr or "no output").strip().splitlines()[-1:]}
     return json.loads(lines[-1])  # type: ignore[no-any-return]
+
+
+def bench_name(script: str) -> str:
+    """The ``bench`` name a script reports (its file name, peers prefixed)."""
+    stem = Path(script).stem
+    return f"peer_{stem.split('_')[0]}" if script.startswith("peers/") else stem
+
+
+#: rows whose benchmark may not have run: figure -> the ``bench`` it reads
+SOURCES = {
+    "per-call over HTTP ÷ over ZeroMQ (4 processes)": "http",
+    "SSE entries/s to 4 subscribers ÷ 10,000/s": "http_sse",
+    "1 s ÷ dashboard first render, 100,000 operations": "dashboard",
+}
 
 
 def _get(d: dict[str, Any], *path: str) -> Any:
@@ -55,6 +74,9 @@ def ratios(results: dict[str, dict[str, Any]]) -> list[tuple[str, float | None, 
     sc = results.get("scaling", {})
     ray = results.get("peer_ray", {})
     dask = results.get("peer_dask", {})
+    web = results.get("http", {})
+    sse = results.get("http_sse", {})
+    dash = results.get("dashboard", {})
     per_call = _get(tr, "lifecycles_per_s", "per_call", "median")
     pipelined = _get(tr, "lifecycles_per_s", "pipelined", "median")
 
@@ -76,6 +98,11 @@ def ratios(results: dict[str, dict[str, Any]]) -> list[tuple[str, float | None, 
          _get(tr, "ratios", "per_call_over_raw", "of_medians"), "≥ 0.7"),
         ("pipelined over tcp ÷ 10,000 lifecycles/s", div(pipelined, 10_000), "≥ 1"),
         ("scaling: 100k active ÷ 1k active", _get(sc, "largest_over_smallest", "of_medians"), "≥ 0.8"),
+        ("per-call over HTTP ÷ over ZeroMQ (4 processes)",
+         _get(web, "ratios", "http_over_zmq", "of_medians"), "≥ 0.25"),
+        ("SSE entries/s to 4 subscribers ÷ 10,000/s", div(_get(sse, "http", "entries_per_s"), 10_000), "≥ 1"),
+        ("1 s ÷ dashboard first render, 100,000 operations",
+         div(1000, _get(dash, "first_render_ms", "median")), "≥ 1"),
         ("per-call ÷ Ray actor registry", div(per_call, _get(ray, "lifecycles_per_s", "per_call", "median")), "≥ 7"),
         ("pipelined ÷ Ray pipelined", div(pipelined, _get(ray, "lifecycles_per_s", "pipelined", "median")), "≥ 15"),
         ("per-call ÷ Dask futures", div(per_call, _get(dask, "tasks_per_s", "per_call", "median")), "≥ 10"),
@@ -83,6 +110,11 @@ def ratios(results: dict[str, dict[str, Any]]) -> list[tuple[str, float | None, 
          div(_get(ray, "watcher_latency_us", "from_complete_call", "p50"),
              _get(tr, "watcher_latency_us", "opsreg", "standalone", "from_complete_call", "p50")), "≥ 2"),
     ]  # fmt: skip
+
+
+def _not_run(result: dict[str, Any] | None) -> bool:
+    """Whether a benchmark did not run at all (missing, or left out of a results file)."""
+    return result is None or "not_run" in result
 
 
 def _threshold(target: str) -> float:
@@ -97,13 +129,19 @@ def table(results: dict[str, dict[str, Any]], rows: list[tuple[str, float | None
     out = ["| figure | ratio | target | holds |", "|---|---|---|---|"]
     for name, value, target in rows:
         verdict = {None: "n/a", True: "yes", False: "**no**"}[holds(value, target)]
-        out.append(f"| {name} | {'n/a' if value is None else value} | {target} | {verdict} |")
+        source = SOURCES.get(name)
+        if value is None and source is not None and _not_run(results.get(source)):
+            verdict = "not run"
+        shown = verdict if verdict == "not run" else "n/a" if value is None else value
+        out.append(f"| {name} | {shown} | {target} | {verdict} |")
     out.append("")
     out.append("| benchmark | status |")
     out.append("|---|---|")
     for name, result in results.items():
         if "error" in result:
             status = f"error: {' '.join(result['error'])}"
+        elif "not_run" in result:
+            status = f"not run ({result['not_run']})"
         elif result.get("installed") is False:
             status = "not installed (`pip install -e .[peers]`)"
         else:
@@ -150,7 +188,16 @@ def main() -> int:
         "--render", metavar="JSON", help="only redraw latest.md/png from a results file"
     )
     parser.add_argument("--out", metavar="DIR", default=str(HERE / "results"))
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="SCRIPT",
+        help="run only this script of the list (repeatable), e.g. --only http_calls.py",
+    )
     args = parser.parse_args()
+    unknown = sorted(set(args.only or ()) - set(SCRIPTS))
+    if unknown:
+        parser.error(f"--only: not in the list: {', '.join(unknown)}")
     out_dir = Path(args.out)
     out_dir.mkdir(exist_ok=True)
     if args.render:
@@ -159,6 +206,8 @@ def main() -> int:
     else:
         results = {}
         for script in SCRIPTS:
+            if args.only and script not in args.only:
+                continue
             result = run(script, args.quick)
             results[str(result.get("bench", script))] = result
         stamp = time.strftime("%Y%m%dT%H%M%S")

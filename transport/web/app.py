@@ -20,7 +20,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -147,13 +147,21 @@ def _gateway(request: Request) -> Gateway:
 
 
 async def _body(request: Request, limit: int) -> dict[str, Any]:
+    # The ASGI messages read directly: request.stream() is an async generator, which
+    # asyncio registers in a WeakSet per request (a measurable share of a call's CPU).
     size = 0
     chunks = []
-    async for chunk in request.stream():
+    more = True
+    while more:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise HttpError(413, "TooLarge", f"the body is over {limit} bytes", {"limit": limit})
         chunks.append(chunk)
+        more = message.get("more_body", False)
     try:
         return jsonio.parse_body(b"".join(chunks))
     except InvalidArgument as exc:
@@ -369,6 +377,11 @@ def create_app(config: GatewayConfig) -> Starlette:
 
     base = "/v1/registries/{registry}"
     routes = [
+        # First: the router tries routes in order (~2 µs a regex each), and this one
+        # carries nearly every call. A GET of the routes below only partially matches it
+        # (POST only), so they are still found; a POST to one of their paths is an
+        # UnknownMethod either way.
+        Route(base + "/{method}", call_method, methods=["POST"]),
         Route("/", index),
         Route("/healthz", healthz),
         Route("/openapi.json", openapi.openapi_json),
@@ -378,7 +391,6 @@ def create_app(config: GatewayConfig) -> Starlette:
         Route(base + "/operations/{op_id}", get_operation),
         Route(f"{base}/stats", stats),
         Route(f"{base}/feed", sse.feed),
-        Route(base + "/{method}", call_method, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(
