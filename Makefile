@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run example demo test lint bench clean
+.PHONY: run example demo test browser lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,24 @@ example: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/opsreg demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# The browser tests (tests/web/browser/) drive Debian's Chromium with its chromedriver; nothing
+# is downloaded at run time. Installed here when missing and we are root; else say how.
+# OPSREG_SKIP_BROWSER=1 skips those tests (the only way to: without Chromium they fail).
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif [ -n "$$OPSREG_SKIP_BROWSER" ]; then echo "OPSREG_SKIP_BROWSER is set: the browser tests will be skipped"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "installing chromium and chromium-driver (apt-get) for the browser tests"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null || \
+	  echo "apt-get could not install chromium chromium-driver: the browser tests will fail"; \
+	else \
+	  echo "the browser tests need Chromium and its driver and will FAIL without them:"; \
+	  echo "  sudo apt-get install -y chromium chromium-driver   (or OPSREG_SKIP_BROWSER=1 to skip them)"; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check actors transport tests bench
