@@ -1,6 +1,7 @@
 """A real browser's ``EventSource`` on the SSE feed: it resumes with ``Last-Event-ID``.
 
-Headless Chromium through Selenium (skipped when either is missing). The gateway stops
+Headless Chromium through Selenium, as the dashboard's tests start it
+(tests/web/browser/conftest.py: it fails without Chromium unless OPSREG_SKIP_BROWSER=1). The gateway stops
 (its streams end cleanly, so the browser reconnects after ``retry: 1000``), completions
 go on meanwhile, and a new gateway on the same port is what the browser reconnects to:
 the page must hold every seq exactly once, in order.
@@ -8,7 +9,6 @@ the page must hold every seq exactly once, in order.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,11 +16,10 @@ from typing import Any
 import pytest
 
 from tests.transport.conftest import ServerProcess
+from tests.web.browser.conftest import browser_paths, new_driver
 from tests.web.sse_util import Gateway
 from tests.web.test_sse import FEED, produce
 from transport.web.config import GatewayConfig
-
-webdriver = pytest.importorskip("selenium.webdriver")
 
 PAGE = """
 window.got = []; window.hellos = []; window.opens = 0;
@@ -33,18 +32,9 @@ window.es = es;
 
 
 @pytest.fixture
-def browser() -> Iterator[Any]:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver_path = shutil.which("chromedriver")
-    if chromium is None or driver_path is None:
-        pytest.skip("no chromium / chromedriver")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-        options.add_argument(arg)
-    from selenium.webdriver.chrome.service import Service
-
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+def browser(tmp_path: Path) -> Iterator[Any]:
+    chromium, chromedriver = browser_paths()
+    driver = new_driver(chromium, chromedriver, str(tmp_path / "profile"))
     try:
         yield driver
     finally:
