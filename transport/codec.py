@@ -168,7 +168,13 @@ _ARITY: Final = {name: len(m.args) for name, m in METHODS.items()}
 def encode_request(
     req_id: int, epoch: str, registry: str, method: str, args: tuple[Any, ...]
 ) -> bytes:
-    return _encoder.encode((VERSION, req_id, epoch, registry, method, _Raw(args)))
+    """A request frame; ValueError for an argument msgpack cannot carry (an integer
+    outside -2**63 .. 2**64-1 raises OverflowError inside msgspec, which the callers,
+    catching ValueError, would not expect: it once ended a client's I/O thread)."""
+    try:
+        return _encoder.encode((VERSION, req_id, epoch, registry, method, _Raw(args)))
+    except OverflowError as exc:
+        raise ValueError(str(exc)) from None
 
 
 class _Raw:

@@ -14,23 +14,26 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from actors.calls import METHODS
 from actors.errors import InvalidArgument, OpsLifecycleError
 from actors.model import OperationKind, OperationStatus
 from actors.paging import MAX_PAGE
 from transport.aio import AsyncRegistryClient
-from transport.web import jsonio, openapi, sse
+from transport.web import guard, jsonio, openapi, sse
 from transport.web.config import GatewayConfig
 from transport.web.errors import HttpError, body_of, status_of
 
@@ -41,6 +44,7 @@ log = logging.getLogger("opsreg.web")
 STATIC = Path(__file__).with_name("static")
 #: rows of a GET operations page when the caller names no limit
 DEFAULT_ROWS = 100
+_DIGITS = re.compile(r"[0-9]{1,9}")  # str.isdigit() is true for "²", which int() refuses
 
 
 class Gateway:
@@ -101,7 +105,9 @@ class Gateway:
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "bearer":
             given = value.strip()
-        elif not header:
+        elif not header and request.method in ("GET", "HEAD"):
+            # EventSource cannot set headers; a token in a URL ends up in logs, so only
+            # reads may carry it there.
             given = request.query_params.get("access_token", "")
         if not hmac.compare_digest(given.encode(), token.encode()):
             what = "changing state" if write else "reading"
@@ -136,6 +142,8 @@ def _handled(
             return await fn(request)
         except (HttpError, OpsLifecycleError) as exc:
             return _error(exc)
+        except ClientDisconnect:  # gone while sending its body: nobody to answer
+            return Response(status_code=499)
 
     handler.__name__ = fn.__name__
     return handler
@@ -166,6 +174,8 @@ async def _body(request: Request, limit: int) -> dict[str, Any]:
         return jsonio.parse_body(b"".join(chunks))
     except InvalidArgument as exc:
         raise HttpError(400, "BadRequest", exc.detail) from None
+    except RecursionError:
+        raise HttpError(400, "BadRequest", "the body nests too deeply") from None
 
 
 async def _disconnected(request: Request) -> None:
@@ -283,7 +293,7 @@ def _enum(kind: Any, text: str | None, what: str) -> Any:
 def _limit(text: str | None) -> int:
     if text is None or text == "":
         return DEFAULT_ROWS
-    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
+    if not _DIGITS.fullmatch(text) or not 1 <= int(text) <= MAX_PAGE:
         raise InvalidArgument(f"limit must be an integer in [1, {MAX_PAGE}], got {text[:32]!r}")
     return int(text)
 
@@ -340,6 +350,7 @@ async def registries(request: Request) -> Response:
 
 
 async def healthz(request: Request) -> Response:
+    """Open to all (load balancers send no token); the watermark only to readers."""
     gw = _gateway(request)
     name = gw.offered()[0]
     try:
@@ -347,7 +358,13 @@ async def healthz(request: Request) -> Response:
         watermark = await asyncio.wait_for(client.watermark(), gw.config.call_timeout)
     except (HttpError, OpsLifecycleError, TimeoutError) as exc:
         return JSONResponse({"ok": False, "registry": name, "error": str(exc)}, 503)
-    return JSONResponse({"ok": True, "registry": name, "watermark": watermark})
+    answer: dict[str, Any] = {"ok": True, "registry": name}
+    try:
+        gw.authorize(request, write=False)
+        answer["watermark"] = watermark
+    except HttpError:
+        pass
+    return JSONResponse(answer)
 
 
 async def index(request: Request) -> Response:
@@ -359,6 +376,24 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     cls = {404: "UnknownPath", 405: "MethodNotAllowed"}.get(status, "HttpError")
     detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
     return JSONResponse({"error": {"class": cls, "message": str(detail), "fields": {}}}, status)
+
+
+class _Guard:
+    """Refuses what ``transport.web.guard`` refuses (403), before any route."""
+
+    def __init__(self, app: ASGIApp, has_token: bool) -> None:
+        self.app = app
+        self.has_token = has_token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            why = guard.refusal(scope["method"], headers, self.has_token)
+            if why is not None:
+                body = {"error": {"class": "Forbidden", "message": why, "fields": {}}}
+                await JSONResponse(body, 403)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def create_app(config: GatewayConfig) -> Starlette:
@@ -397,6 +432,7 @@ def create_app(config: GatewayConfig) -> Starlette:
         routes=routes,
         lifespan=lifespan,
         exception_handlers={HTTPException: _not_found},
+        middleware=[Middleware(_Guard, has_token=config.token is not None)],
     )
     app.state.gateway = gateway
     return app

@@ -66,6 +66,8 @@ class GatewayConfig:
         if self.reads_need_token and self.token is None:
             raise ValueError("--http-reads token needs --http-token-file")
         if self.registries is not None:
+            if not self.registries:
+                raise ValueError("offer at least one registry")
             for name in self.registries:
                 if not _REGISTRY_NAME.fullmatch(name):
                     raise ValueError(f"invalid registry name {name!r}")

@@ -32,6 +32,7 @@ class HttpError(Exception):
 
 #: HTTP status by error class name (docs/http.md §1)
 STATUS: Final[dict[str, int]] = {
+    "Forbidden": 403,
     "PermissionDenied": 403,
     "NotFound": 404,
     "AlreadyRegistered": 409,

@@ -34,18 +34,22 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Final
 
-from actors.errors import OpsregError
-from actors.model import CompletionEntry
+from actors.errors import LimitExceeded, OpsregError
+from actors.model import CompletionBatch, CompletionEntry
 from transport.aio import AsyncRegistryClient
 
-__all__ = ["DEFAULT_CAPACITY", "PAGE", "FeedHub"]
+__all__ = ["DEFAULT_CAPACITY", "DEFAULT_RING_BYTES", "PAGE", "FeedHub", "list_since_fitting"]
 
 log = logging.getLogger(__name__)
 
 #: entries a hub keeps (the ring's size) unless told otherwise
 DEFAULT_CAPACITY: Final = 10_000
+#: bytes of encoded events a hub's ring keeps at most (its oldest go first past it)
+DEFAULT_RING_BYTES: Final = 64 << 20
 #: entries one ``list_since`` asks for (the registry's largest page)
 PAGE: Final = 1024
+#: bytes one ``take`` returns at most (always at least one event)
+TAKE_BYTES: Final = 64 << 10
 #: seconds a hub waits after a failed call before asking again
 _RETRY: Final = 0.25
 
@@ -65,6 +69,7 @@ class FeedHub:
         encode: Callable[[CompletionEntry], bytes],
         capacity: int = DEFAULT_CAPACITY,
         poll: float = 5.0,
+        max_bytes: int = DEFAULT_RING_BYTES,
     ) -> None:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
@@ -72,6 +77,12 @@ class FeedHub:
         self.encode = encode
         self.capacity = capacity
         self.poll = poll
+        #: bytes the ring may hold, and holds (entries of up to 128 KiB make the count alone
+        #: no bound: 10,000 of them would be over a gigabyte)
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        #: entries the next ``list_since`` asks for (halved while replies are too large)
+        self.page = PAGE
         self.last = -1
         self.closed = False
         #: entries received from the registry, and how often the hub restarted past a gap
@@ -88,8 +99,11 @@ class FeedHub:
         """The lowest seq the ring holds (``last + 1`` when it holds none)."""
         return max(self._first, self.last - self.capacity + 1)
 
-    def take(self, cursor: int, limit: int) -> tuple[bytes, int] | None:
-        """Up to ``limit`` encoded entries after ``cursor`` and the seq of the last one.
+    def take(
+        self, cursor: int, limit: int, max_bytes: int = TAKE_BYTES
+    ) -> tuple[bytes, int] | None:
+        """Up to ``limit`` encoded entries after ``cursor`` (and, past the first, at most
+        ``max_bytes`` of them) and the seq of the last one.
 
         ``(b"", cursor)`` when the hub has nothing after ``cursor`` yet; None when
         ``cursor`` is older than the ring (the caller pages the registry itself).
@@ -101,7 +115,16 @@ class FeedHub:
             return None
         end = min(last, cursor + limit)
         slots, cap = self._slots, self.capacity
-        return b"".join([slots[seq % cap] for seq in range(cursor + 1, end + 1)]), end
+        out: list[bytes] = []
+        size = 0
+        seq = cursor
+        for seq in range(cursor + 1, end + 1):
+            data = slots[seq % cap]
+            out.append(data)
+            size += len(data)
+            if size >= max_bytes:
+                break
+        return b"".join(out), seq
 
     async def wait_past(self, cursor: int, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds until the hub holds an entry after ``cursor``."""
@@ -137,11 +160,21 @@ class FeedHub:
         slots, cap, encode = self._slots, self.capacity, self.encode
         added = 0
         for entry in entries:
-            if entry.seq != self.last + 1:
+            seq = entry.seq
+            if seq != self.last + 1:
                 break  # not contiguous: the next list_since asks again from here
-            slots[entry.seq % cap] = encode(entry)
-            self.last = entry.seq
+            if seq - cap >= self.first():  # the entry this slot held leaves the ring
+                self.bytes -= len(slots[seq % cap])
+            data = encode(entry)
+            slots[seq % cap] = data
+            self.bytes += len(data)
+            self.last = seq
             added += 1
+            while self.bytes > self.max_bytes and self.first() < self.last:
+                oldest = self.first()  # over the byte budget: the oldest entries go
+                self.bytes -= len(slots[oldest % cap])
+                slots[oldest % cap] = b""
+                self._first = oldest + 1
         if added:
             self.received += added
             self._wake()
@@ -149,6 +182,8 @@ class FeedHub:
     def _restart_at(self, seq: int) -> None:
         self.last = seq
         self._first = seq + 1
+        self.bytes = 0
+        self._slots = [b""] * self.capacity
         self._wake()
 
     async def _run(self) -> None:
@@ -157,7 +192,8 @@ class FeedHub:
             try:
                 if self.last < 0:
                     self._restart_at(await client.watermark())
-                batch = await client.list_since(self.last, PAGE)
+                batch, used = await list_since_fitting(client, self.last, self.page)
+                self.page = min(PAGE, used * 2)
                 if batch.dropped_through > self.last:
                     log.warning(
                         "feed hub fell behind retention: entries %d..%d are gone",
@@ -181,3 +217,19 @@ class FeedHub:
             except Exception:
                 log.exception("feed hub error; retrying")
                 await asyncio.sleep(_RETRY)
+
+
+async def list_since_fitting(
+    client: AsyncRegistryClient, after: int, size: int
+) -> tuple[CompletionBatch, int]:
+    """``list_since(after, size)``, halving ``size`` while the reply would be larger than
+    the server sends (``LimitExceeded``: entries carry up to 128 KiB of result each);
+    returns the batch and the size that fitted. One entry too large for a reply is the
+    server's refusal, raised as it is."""
+    while True:
+        try:
+            return await client.list_since(after, size), size
+        except LimitExceeded:
+            if size == 1:
+                raise
+            size = max(1, size // 2)

@@ -54,6 +54,23 @@ def parse_body(data: bytes) -> dict[str, Any]:
     return body
 
 
+#: what the wire can carry (msgpack integers); the client's encoder refuses anything else
+_INT_RANGE: Final = range(-(1 << 63), 1 << 64)
+
+
+def _check_ints(value: Any) -> None:
+    """InvalidArgument for an integer the wire cannot carry, anywhere in the body."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value not in _INT_RANGE:
+            raise InvalidArgument(f"integer out of range: {str(value)[:40]}")
+    elif isinstance(value, dict):
+        for v in value.values():
+            _check_ints(v)
+    elif isinstance(value, list):
+        for v in value:
+            _check_ints(v)
+
+
 def _convert(name: str, kind: Any, value: Any) -> Any:
     if kind is OperationId:  # most calls' one argument: 3× faster than msgspec.convert
         try:
@@ -81,6 +98,7 @@ def decode_args(method: Method, body: dict[str, Any]) -> tuple[Any, ...]:
     An unknown name, a missing required argument or a value of the wrong type is
     ``InvalidArgument``; optional arguments left out are None.
     """
+    _check_ints(body)
     known = {a.name for a in method.args}
     if method.future:
         known.add(TIMEOUT_FIELD)

@@ -8,7 +8,7 @@ entries the registry no longer holds into one ``event: gap``. Every event carrie
 ``id:``, so ``Last-Event-ID`` resumes exactly after the last one a client saw.
 
 Memory: a stream that does not read blocks in ``send`` (uvicorn stops the writer at its
-transport's high-water mark), holding one slice of at most ``_SLICE`` events and its
+transport's high-water mark), holding one slice (at most ``_SLICE`` events, 64 KiB) and its
 cursor; nothing is queued per stream, so a stalled reader costs the gateway nothing
 that grows (tests/web/test_sse.py measures it).
 
@@ -42,11 +42,32 @@ from actors.model import CompletionEntry, enc_hook
 from transport.aio import AsyncRegistryClient
 from transport.web.config import GatewayConfig
 from transport.web.errors import HttpError, body_of, status_of
-from transport.web.feedhub import DEFAULT_CAPACITY, PAGE, FeedHub
+from transport.web.feedhub import (
+    DEFAULT_CAPACITY,
+    PAGE,
+    TAKE_BYTES,
+    FeedHub,
+    list_since_fitting,
+)
 
 __all__ = ["attach", "detach", "feed", "hub_stats"]
 
 log = logging.getLogger(__name__)
+
+#: streams that may read a page from the registry at once (per event loop)
+_PAGERS: Final = 8
+_pager_gates: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+
+
+def _pagers() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    gate = _pager_gates.get(loop)
+    if gate is None:
+        for old in [k for k in _pager_gates if k.is_closed()]:
+            del _pager_gates[old]
+        gate = _pager_gates[loop] = asyncio.Semaphore(_PAGERS)
+    return gate
+
 
 #: events one ``send`` carries at most (a slice copied out of the ring)
 _SLICE: Final = 256
@@ -270,9 +291,14 @@ async def _events(
 
 
 async def _page(hub: FeedHub, client: AsyncRegistryClient, cursor: int) -> tuple[bytes, int]:
-    """Entries after ``cursor`` read from the registry (a cursor older than the ring)."""
+    """Entries after ``cursor`` read from the registry (a cursor older than the ring), at
+    most ``TAKE_BYTES`` of them past the first (the rest is asked for again next time), so
+    a stream that stops reading holds one such chunk, whatever the entries' size. At most
+    ``_PAGERS`` streams of a process page at once: a page is up to the server's reply
+    limit while it is being read."""
     try:
-        batch = await client.list_since(cursor, PAGE)
+        async with _pagers():
+            batch, _ = await list_since_fitting(client, cursor, PAGE)
     except OpsregError as exc:
         log.info("feed stream waiting for the registry: %s", exc)
         await hub.wait_past(hub.last, _RETRY)  # a pause that ends at once on close
@@ -282,10 +308,14 @@ async def _page(hub: FeedHub, client: AsyncRegistryClient, cursor: int) -> tuple
         gap = {"from": cursor + 1, "through": batch.dropped_through}
         parts.append(_event("gap", gap, batch.dropped_through))
         cursor = batch.dropped_through
+    size = 0
     for entry in batch.entries:
         if entry.seq == cursor + 1:
-            parts.append(_completion(entry))
+            parts.append(event := _completion(entry))
             cursor = entry.seq
+            size += len(event)
+            if size >= TAKE_BYTES:
+                break
     if not parts:  # nothing after the cursor yet (the registry is behind it): no busy loop
         await hub.wait_past(hub.last, _RETRY)
     return b"".join(parts), cursor
