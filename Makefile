@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(BIN)/opsreg demo
 
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 # The browser tests (tests/web/browser/) drive Debian's Chromium with its chromedriver; nothing
 # is downloaded at run time. Installed here when missing and we are root; else say how.

@@ -287,8 +287,8 @@ def test_synchronous_normal_is_selectable_and_nonsense_is_refused(tmp_path: Path
 def test_compaction_keeps_the_store_small_and_recovery_short(tmp_path: Path) -> None:
     import threading
 
-    # 40,000 by default (about 14 compactions), the full soak with OPSREG_COMPACTION_N=100000.
-    total = int(os.environ.get("OPSREG_COMPACTION_N", "40000"))
+    # 30,000 by default (about 10 compactions), the full soak with OPSREG_COMPACTION_N=100000.
+    total = int(os.environ.get("OPSREG_COMPACTION_N", "30000"))
     threads = 4
     with OpsRegistry.open(tmp_path, max_completed=256, synchronous="normal") as reg:
         errors: list[BaseException] = []

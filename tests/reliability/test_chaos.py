@@ -17,7 +17,7 @@ from tests.transport.conftest import ROOT
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("seed", [1, 2])
 def test_chaos_loses_nothing(seed: int) -> None:
-    seconds = os.environ.get("OPSREG_CHAOS_SECONDS", "10")
+    seconds = os.environ.get("OPSREG_CHAOS_SECONDS", "7")
     done = subprocess.run(
         [sys.executable, "bench/chaos.py", "--seconds", seconds, "--seed", str(seed)],
         cwd=ROOT,

@@ -1,4 +1,4 @@
-"""Soak at reduced size: ``bench/soak.py`` pushes N lifecycles (50,000 by default,
+"""Soak at reduced size: ``bench/soak.py`` pushes N lifecycles (30,000 by default,
 ``OPSREG_SOAK_N`` to change it) through one ``opsreg serve`` process while a feed
 subscriber reads everything; the feed must be exact and the server's memory flat."""
 
@@ -19,7 +19,7 @@ SOAK = ROOT / "bench" / "soak.py"
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_soak_feed_exact_and_memory_flat() -> None:
-    n = int(os.environ.get("OPSREG_SOAK_N", "50000"))
+    n = int(os.environ.get("OPSREG_SOAK_N", "30000"))
     done = subprocess.run(
         [sys.executable, str(SOAK), "--n", str(n)],
         cwd=ROOT,

@@ -69,7 +69,7 @@ def test_a_greedy_caller_is_bounded_and_others_are_served(tmp_path: Path) -> Non
         parts = urlsplit(info["http"])
         body = json.dumps({"op_id": op, "timeout": 60}).encode()
         request = (
-            b"POST /v1/registries/default/register_watcher HTTP/1.1\r\nHost: x\r\n"
+            b"POST /v1/registries/default/register_watcher HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
         )
         for _ in range(400):  # the greedy caller: 400 held watchers, never read

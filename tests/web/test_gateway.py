@@ -242,7 +242,7 @@ def test_a_caller_that_goes_away_drops_its_wait(web: Web) -> None:
     body = json.dumps({"op_id": op}).encode()
     s = socket.create_connection((parts.hostname, parts.port))
     s.sendall(
-        b"POST /v1/registries/default/register_watcher HTTP/1.1\r\nHost: x\r\n"
+        b"POST /v1/registries/default/register_watcher HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
     )
     until(lambda: web.http.ok("snapshot", {"op_id": op})["watcher_count"] == 1)
