@@ -72,6 +72,7 @@ __all__ = [
     "Terminated",
     "WaitAllResult",
     "WaitAllSatisfied",
+    "check_percent",
     "check_text",
     "clip_text",
     "dec_hook",
@@ -293,13 +294,18 @@ class OperationProgressUpdate(msgspec.Struct, frozen=True):
 
     def __post_init__(self) -> None:
         check_text(self.message, "message", MAX_REASON_BYTES)
-        p = self.percent
-        if p is not None:
-            if isinstance(p, bool) or not isinstance(p, int | float):
-                raise InvalidArgument(f"percent must be a number or None, got {p!r}")
-            if not math.isfinite(p) or not 0.0 <= p <= 100.0:
-                raise InvalidArgument(f"percent must be within [0, 100], got {p!r}")
-            _force(self, "percent", float(p))
+        _force(self, "percent", check_percent(self.percent))
+
+
+def check_percent(p: object) -> float | None:
+    """``p`` as a float in [0, 100], or None; InvalidArgument for anything else."""
+    if p is None:
+        return None
+    if isinstance(p, bool) or not isinstance(p, int | float):
+        raise InvalidArgument(f"percent must be a number or None, got {p!r}")
+    if not math.isfinite(p) or not 0.0 <= p <= 100.0:
+        raise InvalidArgument(f"percent must be within [0, 100], got {p!r}")
+    return float(p)
 
 
 class OperationPeerHandle(msgspec.Struct, frozen=True):

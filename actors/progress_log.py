@@ -15,13 +15,12 @@ its one entry (``actors.lifecycle_snapshot.restore_progress_logs``).
 from __future__ import annotations
 
 import heapq
-import math
 from typing import Final
 
 import msgspec
 
 from actors.errors import InvalidArgument
-from actors.model import OperationId, OperationProgressUpdate
+from actors.model import OperationId, OperationProgressUpdate, check_percent
 from actors.text import MAX_REASON_BYTES, check_text
 
 __all__ = [
@@ -67,13 +66,7 @@ class ProgressEntry(msgspec.Struct, frozen=True):
     def __post_init__(self) -> None:
         _count(self.at_ms, "at_ms", 0)
         check_text(self.message, "message", MAX_REASON_BYTES)
-        p = self.percent
-        if p is not None:
-            if isinstance(p, bool) or not isinstance(p, int | float):
-                raise InvalidArgument(f"percent must be a number or None, got {p!r}")
-            if not math.isfinite(p) or not 0.0 <= p <= 100.0:
-                raise InvalidArgument(f"percent must be within [0, 100], got {p!r}")
-            _force(self, "percent", float(p))
+        _force(self, "percent", check_percent(self.percent))
         _count(self.number, "number", 1)
 
 

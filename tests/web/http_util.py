@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -50,3 +53,15 @@ class Http:
         status, value = self.post(method, body, **kw)
         assert status == 200, (method, status, value)
         return value
+
+
+def until(check: Callable[[], Any], timeout: float = 20.0) -> Any:
+    """``check()``'s first truthy value, polled with an Event-paced deadline."""
+    pace = threading.Event()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        pace.wait(0.02)
+    raise AssertionError("condition not met in time")

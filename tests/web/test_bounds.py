@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -18,7 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.transport.conftest import ROOT, ServerProcess
-from tests.web.http_util import Http
+from tests.web.http_util import Http, until
 from transport.cli.ready import await_ready
 
 pytestmark = pytest.mark.timeout(90)
@@ -32,17 +31,6 @@ def proc_status(pid: int) -> dict[str, int]:
             fields[key] = int(value.split()[0])
     fields["fds"] = len(os.listdir(f"/proc/{pid}/fd"))
     return fields
-
-
-def until(check, timeout: float = 20.0):  # type: ignore[no-untyped-def]
-    pace = threading.Event()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        pace.wait(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_a_greedy_caller_is_bounded_and_others_are_served(tmp_path: Path) -> None:

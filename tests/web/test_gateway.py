@@ -4,7 +4,6 @@ table over JSON, every error class with its status, held futures, paging."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -14,7 +13,7 @@ import pytest
 from actors.calls import METHODS
 from actors.model import OperationId
 from tests.web.conftest import Web, start_gateway, start_server
-from tests.web.http_util import Http
+from tests.web.http_util import Http, until
 from transport import RegistryClient
 from transport.web.errors import STATUS, all_error_classes
 
@@ -29,18 +28,6 @@ def running(http: Http, name: str = "op", **extra: Any) -> str:
     op = http.ok("register_operation", {"spec": spec(name, **extra)})["id"]
     http.ok("provisioning_succeeded", {"op_id": op})
     return str(op)
-
-
-def until(check: Any, timeout: float = 10.0) -> Any:
-    """``check()``'s first truthy value, polled with an Event-paced deadline."""
-    pace = threading.Event()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        pace.wait(0.02)
-    raise AssertionError("condition not met in time")
 
 
 def test_every_method_of_the_table_over_http(web: Web) -> None:

@@ -343,7 +343,9 @@ def test_the_feed_is_a_read_behind_the_token(tmp_path: Path) -> None:
 def test_head_answers_the_headers_without_a_stream(served: tuple[ServerProcess, Gateway]) -> None:
     _server, gateway = served
     with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as sock:
-        sock.sendall(f"HEAD {FEED} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+        sock.sendall(
+            f"HEAD {FEED} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+        )
         answer = b""
         while chunk := sock.recv(65536):  # the gateway closes: no stream was started
             answer += chunk
