@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import http.client
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from tests.transport.conftest import ROOT, _drain
+from transport.cli.ready import await_ready
 
 
 class Http:
@@ -65,3 +71,56 @@ def until(check: Callable[[], Any], timeout: float = 20.0) -> Any:
             return value
         pace.wait(0.02)
     raise AssertionError("condition not met in time")
+
+
+class GatewayProcess:
+    """``opsreg web`` in a child process (port 0; the address from its ``--ready-file``)."""
+
+    def __init__(self, endpoint: str, feed_endpoint: str, ready_file: Path, *extra: str) -> None:
+        self.log: list[str] = []
+        cmd = [
+            sys.executable,
+            "-m",
+            "transport.cli",
+            "web",
+            "--endpoint",
+            endpoint,
+            "--feed-endpoint",
+            feed_endpoint,
+            "--http",
+            "127.0.0.1:0",
+            "--ready-file",
+            str(ready_file),
+            *extra,
+        ]
+        ready_file.unlink(missing_ok=True)
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        ready, line = await_ready(self.proc, ready_file, timeout=30)
+        if ready is None:
+            err = self.proc.stderr.read() if self.proc.stderr else ""
+            self.stop()
+            raise RuntimeError(f"opsreg web did not start: {line!r} {err!r}")
+        #: the gateway's base address, ``http://127.0.0.1:PORT``, its port and its pid
+        self.url: str = ready["http"]
+        self.port = int(self.url.rsplit(":", 1)[1])
+        self.pid = int(ready["pid"])
+        for stream in (self.proc.stdout, self.proc.stderr):
+            threading.Thread(target=_drain, args=(stream, self.log), daemon=True).start()
+
+    def rss_kib(self) -> int:
+        """The gateway process's resident memory (``VmRSS`` of /proc/PID/status)."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise KeyError("VmRSS")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=15)

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,8 +16,8 @@ import uvicorn
 from starlette.applications import Starlette
 
 from actors import OperationId, OperationKind, OperationResult, OperationSpec
+from tests.web import http_util
 from transport import RegistryClient
-from transport.cli.ready import await_ready
 from transport.web import create_app
 from transport.web.config import GatewayConfig
 
@@ -204,49 +201,10 @@ def complete(client: RegistryClient, count: int, name: str = "sse") -> list[Oper
 # --- a gateway in its own process (for its RSS) ------------------------------------------------
 
 
-class GatewayProcess:
-    """``opsreg web`` in a child process; ``port`` and ``pid`` from its ``--ready-file``."""
+class GatewayProcess(http_util.GatewayProcess):
+    """``opsreg web`` in a child process for ``server``, with this SSE heartbeat."""
 
     def __init__(self, server: Any, ready_file: Path, heartbeat: float = 15.0) -> None:
-        cmd = [
-            sys.executable,
-            "-m",
-            "transport.cli",
-            "web",
-            "--endpoint",
-            server.endpoint,
-            "--feed-endpoint",
-            server.feed_endpoint,
-            "--http",
-            "127.0.0.1:0",
-            "--sse-heartbeat",
-            str(heartbeat),
-            "--ready-file",
-            str(ready_file),
-        ]
-        self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        super().__init__(
+            server.endpoint, server.feed_endpoint, ready_file, "--sse-heartbeat", str(heartbeat)
         )
-        ready, line = await_ready(self.proc, ready_file, 60)
-        if ready is None:
-            self.stop()
-            raise RuntimeError(f"the gateway did not start: {line!r}")
-        self.pid = int(ready["pid"])
-        self.port = int(ready["http"].rsplit(":", 1)[1])
-
-    def rss_kib(self) -> int:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise KeyError("VmRSS")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(30)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()

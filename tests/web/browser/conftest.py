@@ -15,8 +15,6 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -32,9 +30,9 @@ from actors import (
     OperationSpec,
     OpsregError,
 )
-from tests.transport.conftest import ROOT, ServerProcess, _drain
+from tests.transport.conftest import ServerProcess
+from tests.web.http_util import GatewayProcess
 from transport import RegistryClient
-from transport.cli.ready import await_ready
 
 INSTALL_HINT = (
     "the browser tests need Debian's Chromium and its driver (/usr/bin/chromium, "
@@ -96,50 +94,6 @@ def chrome() -> Iterator[Any]:
             yield driver
         finally:
             driver.quit()
-
-
-class GatewayProcess:
-    """``opsreg web`` in a child process (port 0; the address from its ``--ready-file``)."""
-
-    def __init__(self, endpoint: str, feed_endpoint: str, ready_file: Path, *extra: str) -> None:
-        self.log: list[str] = []
-        cmd = [
-            sys.executable,
-            "-m",
-            "transport.cli",
-            "web",
-            "--endpoint",
-            endpoint,
-            "--feed-endpoint",
-            feed_endpoint,
-            "--http",
-            "127.0.0.1:0",
-            "--ready-file",
-            str(ready_file),
-            *extra,
-        ]
-        ready_file.unlink(missing_ok=True)
-        self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        ready, line = await_ready(self.proc, ready_file, timeout=30)
-        if ready is None:
-            err = self.proc.stderr.read() if self.proc.stderr else ""
-            self.stop()
-            raise RuntimeError(f"opsreg web did not start: {line!r} {err!r}")
-        #: the gateway's base address, ``http://127.0.0.1:PORT``
-        self.url: str = ready["http"]
-        for stream in (self.proc.stdout, self.proc.stderr):
-            threading.Thread(target=_drain, args=(stream, self.log), daemon=True).start()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=15)
 
 
 NAMES = (
