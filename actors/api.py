@@ -34,7 +34,7 @@ from actors.model import (
     check_text,
     failure_text,
 )
-from actors.paging import DEFAULT_PAGE
+from actors.paging import all_entries, all_operations, drive
 from actors.progress_log import ProgressEntry
 
 __all__ = ["PageKey", "RegistryCalls", "id_list", "page_key"]
@@ -182,15 +182,7 @@ class RegistryCalls:
             return self._call(  # type: ignore[no-any-return]
                 "list_operations", *query, limit, after, *tail
             )
-        out: list[OperationLifecycleSnapshot] = []
-        while True:
-            page: list[OperationLifecycleSnapshot] = self._call(
-                "list_operations", *query, DEFAULT_PAGE, after, *tail
-            )
-            out += page
-            if len(page) < DEFAULT_PAGE:
-                return out
-            after = page_key(page[-1])
+        return drive(all_operations(query, after, tail), self._call)  # type: ignore[no-any-return]
 
     def terminate_owner(self, reason: str) -> None:
         """End **every** non-terminal operation in the registry ``Terminated(reason)``.
@@ -234,19 +226,7 @@ class RegistryCalls:
         """
         if limit is not None:
             return self._call("list_since", after_seq, limit)  # type: ignore[no-any-return]
-        first: CompletionBatch = self._call("list_since", after_seq, DEFAULT_PAGE)
-        entries, mark = list(first.entries), first.watermark
-        while entries and entries[-1].seq < first.watermark:
-            page: CompletionBatch = self._call("list_since", entries[-1].seq, DEFAULT_PAGE)
-            if not page.entries or page.entries[0].seq != entries[-1].seq + 1:
-                break  # retention moved past us meanwhile: the caller sees the shortfall
-            entries += page.entries
-            mark = page.watermark
-        if len(entries) == len(first.entries):
-            return first
-        return CompletionBatch(
-            entries=tuple(entries), watermark=mark, dropped_through=first.dropped_through
-        )
+        return drive(all_entries(after_seq), self._call)  # type: ignore[no-any-return]
 
     def watermark(self) -> int:
         """The seq of the last durable completion-feed entry (0 before the first)."""

@@ -21,13 +21,25 @@ return everything.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Callable, Generator, Iterable
 from typing import Any, Final
 
 from actors.errors import InvalidArgument
-from actors.model import OperationId, OperationKind, OperationStatus
+from actors.model import CompletionBatch, OperationId, OperationKind, OperationStatus
 
-__all__ = ["DEFAULT_PAGE", "MAX_PAGE", "ORDERS", "OperationQuery", "page_limit"]
+__all__ = [
+    "DEFAULT_PAGE",
+    "MAX_PAGE",
+    "ORDERS",
+    "OperationQuery",
+    "all_entries",
+    "all_operations",
+    "drive",
+    "page_limit",
+]
+
+#: what a paging generator yields: a method's name and its arguments, to be called
+Request = tuple[Any, ...]
 
 #: items in one reply when the caller names no limit
 DEFAULT_PAGE: Final = 256
@@ -134,3 +146,52 @@ def _key(after: object) -> tuple[str, str]:
     ):
         return (after[0], str(OperationId(after[1])))
     raise InvalidArgument("after must be the (display_name, id) of the previous page's last item")
+
+
+# --- reading every page: one loop for the sync and the async facades ---------------------------
+#
+# ``RegistryCalls`` (sync) and ``AsyncRegistryClient`` read every page the same way. The loop is
+# written once as a generator that yields each request and is sent each reply; ``drive`` runs it
+# with a blocking call, the async client with an awaited one.
+
+
+def all_operations(
+    query: tuple[Any, ...], after: Any, tail: tuple[Any, ...]
+) -> Generator[Request, Any, list[Any]]:
+    """Every page of a ``list_operations`` listing (filters ``query``, then ``after``, then
+    ``tail``), page after page until a short one."""
+    out: list[Any] = []
+    while True:
+        page = yield ("list_operations", *query, DEFAULT_PAGE, after, *tail)
+        out += page
+        if len(page) < DEFAULT_PAGE:
+            return out
+        after = (page[-1].display_name, page[-1].id)
+
+
+def all_entries(after_seq: int) -> Generator[Request, Any, CompletionBatch]:
+    """Every feed entry after ``after_seq`` up to the first reply's watermark (fewer if
+    retention moves past the reader meanwhile: the caller sees the shortfall)."""
+    first: CompletionBatch = yield ("list_since", after_seq, DEFAULT_PAGE)
+    entries, mark = list(first.entries), first.watermark
+    while entries and entries[-1].seq < first.watermark:
+        page: CompletionBatch = yield ("list_since", entries[-1].seq, DEFAULT_PAGE)
+        if not page.entries or page.entries[0].seq != entries[-1].seq + 1:
+            break
+        entries += page.entries
+        mark = page.watermark
+    if len(entries) == len(first.entries):
+        return first
+    return CompletionBatch(
+        entries=tuple(entries), watermark=mark, dropped_through=first.dropped_through
+    )
+
+
+def drive(pages: Generator[Request, Any, Any], call: Callable[..., Any]) -> Any:
+    """Run a paging generator with a blocking ``call(method, *args)``; its result."""
+    try:
+        request = next(pages)
+        while True:
+            request = pages.send(call(*request))
+    except StopIteration as done:
+        return done.value

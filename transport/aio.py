@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from typing import Any, TypeVar
 
 from actors import calls
-from actors.api import RegistryCalls, id_list, page_key
+from actors.api import RegistryCalls, id_list
 from actors.calls import PageKey
 from actors.futures import OpsFuture
 from actors.model import (
@@ -47,7 +47,7 @@ from actors.model import (
     check_text,
     failure_text,
 )
-from actors.paging import DEFAULT_PAGE
+from actors.paging import all_entries, all_operations
 from actors.progress_log import ProgressEntry
 from transport import codec
 from transport._pending import Pending as _Pending
@@ -167,6 +167,15 @@ class AsyncRegistryClient:
         """Close the client (its I/O thread is joined off the loop)."""
         await asyncio.get_running_loop().run_in_executor(None, self.sync.close)
 
+    async def _drive(self, pages: Generator[tuple[Any, ...], Any, Any]) -> Any:
+        """Run a paging generator of actors/paging.py with awaited calls; its result."""
+        try:
+            request = next(pages)
+            while True:
+                request = pages.send(await self._call(*request))
+        except StopIteration as done:
+            return done.value
+
     async def _call(self, method: str, *args: Any) -> Any:
         loop = asyncio.get_running_loop()
         first = self.sync.submit(method, *args)
@@ -267,15 +276,7 @@ class AsyncRegistryClient:
             return await self._call(  # type: ignore[no-any-return]
                 "list_operations", *query, limit, after, *tail
             )
-        out: list[OperationLifecycleSnapshot] = []
-        while True:
-            page: list[OperationLifecycleSnapshot] = await self._call(
-                "list_operations", *query, DEFAULT_PAGE, after, *tail
-            )
-            out += page
-            if len(page) < DEFAULT_PAGE:
-                return out
-            after = page_key(page[-1])
+        return await self._drive(all_operations(query, after, tail))  # type: ignore[no-any-return]
 
     async def terminate_owner(self, reason: str) -> None:
         await self._call("terminate_owner", reason)
@@ -302,19 +303,7 @@ class AsyncRegistryClient:
         reply's watermark, read page by page."""
         if limit is not None:
             return await self._call("list_since", after_seq, limit)  # type: ignore[no-any-return]
-        first: CompletionBatch = await self._call("list_since", after_seq, DEFAULT_PAGE)
-        entries, mark = list(first.entries), first.watermark
-        while entries and entries[-1].seq < first.watermark:
-            page: CompletionBatch = await self._call("list_since", entries[-1].seq, DEFAULT_PAGE)
-            if not page.entries or page.entries[0].seq != entries[-1].seq + 1:
-                break  # retention moved past us meanwhile: the caller sees the shortfall
-            entries += page.entries
-            mark = page.watermark
-        if len(entries) == len(first.entries):
-            return first
-        return CompletionBatch(
-            entries=tuple(entries), watermark=mark, dropped_through=first.dropped_through
-        )
+        return await self._drive(all_entries(after_seq))  # type: ignore[no-any-return]
 
     async def watermark(self) -> int:
         return await self._call("watermark")  # type: ignore[no-any-return]
